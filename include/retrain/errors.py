@@ -1,0 +1,29 @@
+"""Exceptions a data engineer sees in a task log. Each message names the file, field or rule."""
+
+
+class RetrainError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class SpecError(RetrainError):
+    """A model spec is malformed: names the file, the field and the reason."""
+
+
+class DataError(RetrainError):
+    """The data cannot be read or is structurally unusable (missing file, corrupt file, bad timestamp)."""
+
+
+class DataValidationError(RetrainError):
+    """The data was read but failed the validation suite."""
+
+
+class TrainingError(RetrainError):
+    """The training job failed, timed out or produced no result."""
+
+
+class RegistryError(RetrainError):
+    """The model registry is unreachable or not in the state a step expected."""
+
+
+class PromotionConflictError(RegistryError):
+    """The champion alias moved between evaluation and promotion."""

@@ -1,0 +1,273 @@
+"""The model spec: one YAML file per model, the public contract of this package.
+
+Parsed once into frozen, typed objects. Every error names the file, the field and the reason.
+This module imports neither Airflow nor scikit-learn so DAG files can parse specs cheaply.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from retrain.errors import SpecError
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+DEFAULT_SPECS_DIR = Path(__file__).resolve().parents[1] / "models"
+
+# Estimators the spec may name. A spec is configuration, not code: an arbitrary import path
+# would let whoever edits a YAML file run code on the workers. Extend with
+# RETRAIN_ALLOWED_ESTIMATOR_PREFIXES (comma-separated module prefixes).
+DEFAULT_ALLOWED_ESTIMATOR_PREFIXES = ("sklearn.",)
+
+ColumnName = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+class DataSpec(_Frozen):
+    uri: str = Field(min_length=1, description="A file or folder of CSV/Parquet files; local path or URI.")
+    timestamp_column: ColumnName
+    lookback_days: int = Field(default=56, ge=2, le=3650)
+    holdout_days: int = Field(default=7, ge=1, le=365)
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    extra_columns: Literal["allow", "warn", "fail"] = Field(
+        default="allow", description="What validation does with columns the spec does not name."
+    )
+
+    @model_validator(mode="after")
+    def _holdout_inside_window(self) -> DataSpec:
+        if self.holdout_days >= self.lookback_days:
+            raise ValueError(
+                f"holdout_days ({self.holdout_days}) must be smaller than lookback_days ({self.lookback_days}),"
+                " or nothing is left to train on"
+            )
+        return self
+
+
+class FeaturesSpec(_Frozen):
+    numeric: tuple[ColumnName, ...] = ()
+    categorical: tuple[ColumnName, ...] = ()
+
+    @model_validator(mode="after")
+    def _some_distinct_features(self) -> FeaturesSpec:
+        names = [*self.numeric, *self.categorical]
+        if not names:
+            raise ValueError("declare at least one numeric or categorical feature")
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"columns listed twice: {duplicates}")
+        return self
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (*self.numeric, *self.categorical)
+
+
+class EstimatorSpec(_Frozen):
+    estimator: str = Field(pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
+    params: dict[str, Any] = Field(default_factory=dict)
+    random_state: int = Field(default=42, ge=0, description="Seed for the estimator, the bootstrap and sampling.")
+
+    @field_validator("estimator")
+    @classmethod
+    def _allowed(cls, value: str) -> str:
+        prefixes = allowed_estimator_prefixes()
+        if not value.startswith(prefixes):
+            raise ValueError(f"estimator {value!r} is not allowed; allowed module prefixes: {list(prefixes)}")
+        return value
+
+
+class BootstrapSpec(_Frozen):
+    resamples: int = Field(default=200, ge=0, le=10_000)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+
+
+class EvaluationSpec(_Frozen):
+    metric: str = Field(default="roc_auc", min_length=1, description="A scikit-learn scorer name.")
+    secondary_metrics: tuple[str, ...] = ()
+    slices: tuple[ColumnName, ...] = Field(default=(), description="Categorical columns to compute per-value metrics on.")
+    bootstrap: BootstrapSpec = BootstrapSpec()
+
+
+class PromotionSpec(_Frozen):
+    min_improvement: float = Field(default=0.0, ge=0.0, description="Challenger must beat champion by this much.")
+    min_score: float | None = Field(default=None, description="Absolute floor on the primary metric.")
+    max_slice_regression: float | None = Field(default=None, ge=0.0)
+    require_significant: bool = Field(
+        default=False, description="Require the bootstrap lower bound of the improvement to exceed min_improvement."
+    )
+    require_beats_baseline: bool = True
+
+
+class ExpectationSpec(_Frozen):
+    type: str = Field(pattern=r"^expect_[a-z0-9_]+$", description="A GX expectation name, e.g. expect_column_values_to_be_between.")
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    severity: Literal["fail", "warn"] = "fail"
+
+
+class ValidationSpec(_Frozen):
+    expectations: tuple[ExpectationSpec, ...] = ()
+    suite_files: tuple[str, ...] = Field(default=(), description="GX suite JSON files, relative to include/expectations/.")
+    min_rows: int = Field(default=1, ge=1)
+
+
+class DriftSpec(_Frozen):
+    retrain: Literal["always", "on_drift"] = "always"
+    psi_threshold: float = Field(default=0.2, gt=0.0)
+    p_value: float = Field(default=0.01, gt=0.0, lt=1.0)
+    bins: int = Field(default=10, ge=2, le=100)
+    reference_sample_rows: int = Field(default=50_000, ge=100, description="Rows of the training set kept as drift reference.")
+
+
+class Toleration(_Frozen):
+    key: str | None = None
+    operator: Literal["Equal", "Exists"] = "Equal"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+
+
+class ResourcesSpec(_Frozen):
+    cpu_request: str = "1"
+    cpu_limit: str = "2"
+    memory_request: str = "2Gi"
+    memory_limit: str = "4Gi"
+    gpu: int = Field(default=0, ge=0, le=16)
+
+    @field_validator("cpu_request", "cpu_limit")
+    @classmethod
+    def _cpu_quantity(cls, value: str) -> str:
+        if not re.fullmatch(r"\d+(\.\d+)?m?", value):
+            raise ValueError(f"{value!r} is not a Kubernetes CPU quantity (e.g. '500m', '2')")
+        return value
+
+    @field_validator("memory_request", "memory_limit")
+    @classmethod
+    def _memory_quantity(cls, value: str) -> str:
+        if not re.fullmatch(r"\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?", value):
+            raise ValueError(f"{value!r} is not a Kubernetes memory quantity (e.g. '512Mi', '4Gi')")
+        return value
+
+
+class TrainingSpec(_Frozen):
+    image: str = "retrain-training:latest"
+    namespace: str = Field(default="ml-training", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    service_account: str = "retrain-training"
+    mlflow_secret: str = Field(default="retrain-mlflow", description="Kubernetes Secret holding MLFLOW_* variables.")
+    resources: ResourcesSpec = ResourcesSpec()
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: tuple[Toleration, ...] = ()
+    affinity: dict[str, Any] = Field(default_factory=dict)
+    artifacts_pvc: str | None = Field(
+        default=None, description="PersistentVolumeClaim shared with the workers, mounted at the artifacts root."
+    )
+    timeout_minutes: int = Field(default=120, ge=1, le=7 * 24 * 60)
+    startup_timeout_seconds: int = Field(default=600, ge=30)
+    deferrable: bool = False
+
+
+class ScheduleSpec(_Frozen):
+    cron: str | None = "0 2 * * *"
+    start_date: dt.date = dt.date(2024, 1, 1)
+    owner: str = "ml-platform"
+    retries: int = Field(default=2, ge=0, le=10)
+    retry_delay_minutes: int = Field(default=5, ge=0)
+    tags: tuple[str, ...] = ()
+
+
+class ModelSpec(_Frozen):
+    name: str = Field(pattern=NAME_PATTERN, description="DAG id retrain_<name>; registered model <name>.")
+    description: str = ""
+    data: DataSpec
+    target: ColumnName
+    task: Literal["classification", "regression"]
+    features: FeaturesSpec
+    model: EstimatorSpec
+    evaluation: EvaluationSpec = EvaluationSpec()
+    promotion: PromotionSpec = PromotionSpec()
+    validation: ValidationSpec = ValidationSpec()
+    drift: DriftSpec = DriftSpec()
+    training: TrainingSpec = TrainingSpec()
+    schedule: ScheduleSpec = ScheduleSpec()
+
+    @model_validator(mode="after")
+    def _columns_consistent(self) -> ModelSpec:
+        features = set(self.features.columns)
+        if self.target in features:
+            raise ValueError(f"target {self.target!r} is also listed as a feature")
+        if self.data.timestamp_column in features or self.data.timestamp_column == self.target:
+            raise ValueError(f"timestamp_column {self.data.timestamp_column!r} cannot be the target or a feature")
+        unknown_slices = sorted(set(self.evaluation.slices) - set(self.features.categorical))
+        if unknown_slices:
+            raise ValueError(f"evaluation.slices {unknown_slices} must be categorical features")
+        return self
+
+    @property
+    def dag_id(self) -> str:
+        return f"retrain_{self.name}"
+
+    @property
+    def input_columns(self) -> tuple[str, ...]:
+        """Every column a run reads from the data: timestamp, features, target."""
+        return (self.data.timestamp_column, *self.features.columns, self.target)
+
+
+def allowed_estimator_prefixes() -> tuple[str, ...]:
+    extra = os.environ.get("RETRAIN_ALLOWED_ESTIMATOR_PREFIXES", "")
+    return DEFAULT_ALLOWED_ESTIMATOR_PREFIXES + tuple(p.strip() for p in extra.split(",") if p.strip())
+
+
+def specs_dir() -> Path:
+    return Path(os.environ.get("RETRAIN_SPECS_DIR") or DEFAULT_SPECS_DIR)
+
+
+def _format_validation_error(source: str, error: ValidationError) -> str:
+    lines = [f"{source}: invalid model spec"]
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "<root>"
+        lines.append(f"  - field '{field}': {item['msg']}")
+    return "\n".join(lines)
+
+
+def parse_spec(document: Any, source: str = "<spec>") -> ModelSpec:
+    if not isinstance(document, dict):
+        raise SpecError(f"{source}: a model spec must be a YAML mapping, got {type(document).__name__}")
+    try:
+        return ModelSpec.model_validate(document)
+    except ValidationError as error:
+        raise SpecError(_format_validation_error(source, error)) from None
+
+
+def load_spec(path: str | os.PathLike[str]) -> ModelSpec:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpecError(f"{path}: cannot read model spec: {error}") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise SpecError(f"{path}: not valid YAML: {error}") from None
+    spec = parse_spec(document, source=str(path))
+    if path.stem != spec.name:
+        raise SpecError(f"{path}: field 'name' is {spec.name!r} but the file is named {path.name!r}; they must match")
+    return spec
+
+
+def spec_files(directory: Path | None = None) -> list[Path]:
+    directory = directory or specs_dir()
+    return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+
+
+def load_spec_by_name(name: str, directory: Path | None = None) -> ModelSpec:
+    for path in spec_files(directory):
+        if path.stem == name:
+            return load_spec(path)
+    raise SpecError(f"no spec named {name!r} in {directory or specs_dir()}")
