@@ -87,3 +87,20 @@ def tracking_uri() -> str | None:
         uri = f"{conn.schema or 'http'}://{uri}" + (f":{conn.port}" if conn.port else "")
     os.environ["MLFLOW_TRACKING_URI"] = uri
     return uri
+
+
+def training_invocation_for(context: Any, spec: ModelSpec, task_id: str, result_path: str):
+    """The training command of this run: the same for the local process and the Kubernetes pod."""
+    from retrain.invocation import AirflowIds, training_invocation
+
+    overrides = params(context).get("estimator_params") or {}
+    if not isinstance(overrides, dict):
+        raise ValueError(f"param 'estimator_params' must be a JSON object, got {overrides!r}")
+    return training_invocation(
+        spec,
+        features_dir=str(features_dir(context, spec)),
+        window_end=resolve_window(context, spec).end_date.isoformat(),
+        ids=AirflowIds(dag_id=spec.dag_id, run_id=context["run_id"], task_id=task_id),
+        params_override=overrides,
+        result_path=result_path,
+    )

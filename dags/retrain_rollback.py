@@ -1,0 +1,48 @@
+"""Manual rollback: move a model's `champion` alias back to `previous` (or a chosen vetted version)."""
+
+import datetime as dt
+
+from airflow.sdk import DAG, Param
+
+from retrain.spec import spec_files
+from retrain_operators.promote import RollbackOperator
+
+with DAG(
+    dag_id="retrain_rollback",
+    description="Roll a model's champion back to its previous (or a given) vetted version",
+    schedule=None,
+    start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    tags=["retrain", "rollback"],
+    # Alias writes are idempotent, so a retry after a registry hiccup is safe.
+    default_args={"owner": "ml-platform", "retries": 1},
+    doc_md="""
+### Roll back a model
+
+Moves the MLflow alias `champion` to `previous` (or to *Target version*) and `previous` to the replaced
+champion. Refuses a version that never passed evaluation. Who and why are recorded as version tags.
+""",
+    params={
+        "model_name": Param(
+            type="string",
+            **({"enum": _models} if (_models := [path.stem for path in spec_files()]) else {}),
+            title="Model",
+            description="Registered model name (the spec's name).",
+        ),
+        "target_version": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            title="Target version",
+            description="Version to make champion. Empty: the version behind the 'previous' alias.",
+        ),
+        "reason": Param(
+            type="string",
+            minLength=3,
+            title="Reason",
+            description="Why you roll back; recorded on the model version with your user name.",
+        ),
+    },
+) as dag:
+    RollbackOperator(task_id="rollback", pool="retrain_promotion")

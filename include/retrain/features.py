@@ -1,0 +1,214 @@
+"""Features, defined once.
+
+Two halves: `prepare_frame` gives every run the same typed, ordered columns; `build_pipeline`
+is the scikit-learn Pipeline (imputation, encoding, estimator) that is fitted, logged and served as
+one MLflow model, so serving applies exactly the transform training did.
+
+Partitions are written atomically: a temporary folder is filled, then renamed into place; a rerun
+of the same date replaces the partition, never adds a second one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from retrain.errors import DataError, SpecError
+from retrain.spec import ModelSpec
+from retrain.window import Window
+
+TRAIN_FILE = "train.parquet"
+HOLDOUT_FILE = "holdout.parquet"
+MANIFEST_FILE = "_manifest.json"
+MISSING_CATEGORY = "__missing__"
+
+
+def prepare_frame(frame: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
+    """Select the spec's columns with fixed dtypes and a fixed row order (timestamp, then content)."""
+    ts, target = spec.data.timestamp_column, spec.target
+    out = pd.DataFrame(index=frame.index)
+    out[ts] = frame[ts]
+    for column in spec.features.numeric:
+        out[column] = pd.to_numeric(frame[column], errors="raise").astype("float64")
+    for column in spec.features.categorical:
+        out[column] = _object_strings(frame[column])
+    out[target] = frame[target].astype("int64") if spec.task == "classification" else frame[target].astype("float64")
+    order = list(out.columns)
+    return out.sort_values(order, kind="mergesort", na_position="last").reset_index(drop=True)
+
+
+def _object_strings(values: pd.Series) -> pd.Series:
+    """Categories as Python strings with NaN for missing: what scikit-learn's encoders expect."""
+    values = values.astype("string")
+    return values.astype("object").where(values.notna(), np.nan)
+
+
+def split(frame: pd.DataFrame, spec: ModelSpec, window: Window) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train: [start, holdout_start). Holdout: [holdout_start, end). No row is in both."""
+    stamps = frame[spec.data.timestamp_column]
+    train = frame[(stamps >= window.start) & (stamps < window.holdout_start)].reset_index(drop=True)
+    holdout = frame[(stamps >= window.holdout_start) & (stamps < window.end)].reset_index(drop=True)
+    return train, holdout
+
+
+def content_hash(frame: pd.DataFrame) -> str:
+    """Order- and content-sensitive digest of a frame (columns, dtypes and values)."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([[c, str(t)] for c, t in frame.dtypes.items()]).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Partition:
+    path: Path
+    train_rows: int
+    holdout_rows: int
+    train_hash: str
+    holdout_hash: str
+
+    @property
+    def input_hash(self) -> str:
+        return hashlib.sha256(f"{self.train_hash}:{self.holdout_hash}".encode()).hexdigest()
+
+    def to_dict(self) -> dict:
+        return {
+            "path": str(self.path),
+            "train_rows": self.train_rows,
+            "holdout_rows": self.holdout_rows,
+            "train_hash": self.train_hash,
+            "holdout_hash": self.holdout_hash,
+            "input_hash": self.input_hash,
+        }
+
+
+def write_partition(train: pd.DataFrame, holdout: pd.DataFrame, path: Path, window: Window) -> Partition:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".tmp-{path.name}-{uuid.uuid4().hex}"
+    tmp.mkdir()
+    try:
+        train.to_parquet(tmp / TRAIN_FILE, index=False)
+        holdout.to_parquet(tmp / HOLDOUT_FILE, index=False)
+        partition = Partition(path, len(train), len(holdout), content_hash(train), content_hash(holdout))
+        manifest = {**partition.to_dict(), "window": window.to_dict()}
+        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        _swap_into_place(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return partition
+
+
+def _swap_into_place(tmp: Path, path: Path) -> None:
+    """Rename tmp to path. A reader sees the old partition, no partition, or the new one: never a mix."""
+    old = None
+    if path.exists():
+        old = path.parent / f".old-{path.name}-{uuid.uuid4().hex}"
+        os.replace(path, old)
+    os.replace(tmp, path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def clean_stale_temporaries(parent: Path) -> list[Path]:
+    """Remove temporaries a killed writer left behind (they are never read, only tidied)."""
+    removed = []
+    if parent.exists():
+        for leftover in parent.glob(".tmp-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+            removed.append(leftover)
+        for leftover in parent.glob(".old-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+            removed.append(leftover)
+    return removed
+
+
+def read_partition(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    path = Path(path)
+    manifest_path = path / MANIFEST_FILE
+    if not manifest_path.exists():
+        raise DataError(f"{path}: no complete feature partition here (missing {MANIFEST_FILE}); rerun build_features")
+    manifest = json.loads(manifest_path.read_text())
+    try:
+        train = pd.read_parquet(path / TRAIN_FILE)
+        holdout = pd.read_parquet(path / HOLDOUT_FILE)
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path}: cannot read feature partition: {error}") from None
+    for frame in (train, holdout):
+        for column in frame.columns:
+            if pd.api.types.is_string_dtype(frame[column]) and frame[column].dtype != object:
+                frame[column] = _object_strings(frame[column])
+    return train, holdout, manifest
+
+
+def feature_matrix(frame: pd.DataFrame, spec: ModelSpec) -> tuple[pd.DataFrame, pd.Series]:
+    return frame[list(spec.features.columns)], frame[spec.target]
+
+
+def resolve_estimator_class(dotted: str) -> type:
+    import importlib
+
+    module_name, _, class_name = dotted.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as error:
+        raise SpecError(f"field 'model.estimator': cannot import {dotted!r}: {error}") from None
+    if not (inspect.isclass(cls) and hasattr(cls, "fit")):
+        raise SpecError(f"field 'model.estimator': {dotted!r} is not an estimator class")
+    return cls
+
+
+def estimator_params(spec: ModelSpec, overrides: dict | None = None) -> dict:
+    """The spec's params, then the trigger's overrides, checked against the estimator's signature."""
+    cls = resolve_estimator_class(spec.model.estimator)
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    params = {**spec.model.params, **(overrides or {})}
+    unknown = sorted(set(params) - accepted)
+    if unknown:
+        raise SpecError(
+            f"field 'model.params': {unknown} not accepted by {spec.model.estimator}; accepted: {sorted(accepted)}"
+        )
+    if "random_state" in accepted:
+        params.setdefault("random_state", spec.model.random_state)
+    return params
+
+
+def build_pipeline(spec: ModelSpec, overrides: dict | None = None):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    transformers = []
+    if spec.features.numeric:
+        numeric = Pipeline([("impute", SimpleImputer(strategy="median", add_indicator=True)), ("scale", StandardScaler())])
+        transformers.append(("numeric", numeric, list(spec.features.numeric)))
+    if spec.features.categorical:
+        categorical = Pipeline(
+            [
+                ("impute", SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY)),
+                ("encode", OneHotEncoder(handle_unknown="ignore", min_frequency=5, sparse_output=False)),
+            ]
+        )
+        transformers.append(("categorical", categorical, list(spec.features.categorical)))
+    estimator = resolve_estimator_class(spec.model.estimator)(**estimator_params(spec, overrides))
+    return Pipeline([("features", ColumnTransformer(transformers, remainder="drop")), ("model", estimator)])
+
+
+def reference_sample(train: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
+    """A seeded sample of the training set kept with the model: the drift reference."""
+    columns = [*spec.features.columns, spec.target]
+    rows = min(len(train), spec.drift.reference_sample_rows)
+    rng = np.random.default_rng(spec.model.random_state)
+    index = np.sort(rng.choice(len(train), size=rows, replace=False)) if rows < len(train) else np.arange(len(train))
+    return train.iloc[index][columns].reset_index(drop=True)

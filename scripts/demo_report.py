@@ -1,0 +1,90 @@
+"""Print what one demo night did (task states, decision, reports) or the registry state.
+
+Usage: demo_report.py MODEL DATE LOGFILE   |   demo_report.py MODEL --registry
+Reads the Airflow metadata DB of AIRFLOW_HOME, the MLflow registry of MLFLOW_TRACKING_URI and the
+reports under RETRAIN_ARTIFACTS_ROOT; it prints, it never changes anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+
+def task_states(dag_id: str, date: str) -> tuple[str, dict[str, str]]:
+    from airflow.models import DagRun, TaskInstance
+    from airflow.utils.session import create_session
+
+    logical = dt.datetime.fromisoformat(date).replace(tzinfo=dt.UTC)
+    with create_session() as session:
+        run = (
+            session.query(DagRun)
+            .filter(DagRun.dag_id == dag_id, DagRun.logical_date == logical)
+            .order_by(DagRun.id.desc())
+            .first()
+        )
+        if run is None:
+            return "no run", {}
+        tis = session.query(TaskInstance).filter(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id)
+        return str(run.state), {ti.task_id: str(ti.state) for ti in tis}
+
+
+def registry(model: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from retrain.registry import CHAMPION_ALIAS, PREVIOUS_ALIAS, aliases
+
+    client = MlflowClient()
+    state = aliases(client, model)
+    print(f"   registry {model}: champion = v{state[CHAMPION_ALIAS]}, previous = v{state[PREVIOUS_ALIAS]}")
+    for mv in sorted(client.search_model_versions(f"name = '{model}'"), key=lambda v: int(v.version)):
+        tags = mv.tags or {}
+        score = tags.get("retrain.challenger_score") or "?"
+        print(
+            f"     v{mv.version}: window end {tags.get('retrain.window_end', '?')}, "
+            f"{tags.get('retrain.metric', 'metric')} {float(score):.4f}" if score != "?" else f"     v{mv.version}:",
+            f"decision={tags.get('retrain.decision', '-')}",
+        )
+        if tags.get("retrain.reasons"):
+            print(f"          reasons: {tags['retrain.reasons']}")
+
+
+def night(model: str, date: str, logfile: str) -> None:
+    state, tasks = task_states(f"retrain_{model}", date)
+    order = ["validate_data", "check_drift", "build_features", "train", "evaluate", "promote"]
+    print(f"   DAG run: {state}; tasks: " + ", ".join(f"{t}={tasks.get(t, '-')}" for t in order))
+    reports = Path(os.environ["RETRAIN_ARTIFACTS_ROOT"]) / model / "reports" / f"end_date={date}"
+    latest = max(reports.glob("*/"), key=lambda p: p.stat().st_mtime, default=None) if reports.exists() else None
+    if latest is not None:
+        for name in ("validation.html", "drift.html", "evaluation.html"):
+            if (latest / name).exists():
+                print(f"   report: {latest / name}")
+        drift = latest / "drift.json"
+        if drift.exists():
+            data = json.loads(drift.read_text())
+            drifted = data.get("drifted_features") or []
+            print(f"   drift: {', '.join(drifted) if drifted else 'none'}")
+        evaluation = latest / "evaluation.json"
+        if evaluation.exists():
+            data = json.loads(evaluation.read_text())
+            verdict = "PROMOTE" if data["promote"] else "DECLINE"
+            print(f"   decision: {verdict} v{data['model_version']} (champion at evaluation: v{data['champion_version_at_evaluation']})")
+            for reason in data["reasons"]:
+                print(f"     - {reason}")
+    if state != "success":
+        text = Path(logfile).read_text(errors="replace")
+        errors = re.findall(r"(?:DataValidationError|DataError|TrainingError|RegistryError)[^\n]*(?:\n  - [^\n]*)*", text)
+        if errors:
+            print("   why it stopped: " + errors[-1].replace("\\n", "\n     ")[:1500])
+    registry(model)
+
+
+if __name__ == "__main__":
+    if sys.argv[2] == "--registry":
+        registry(sys.argv[1])
+    else:
+        night(*sys.argv[1:4])

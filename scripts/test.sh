@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The test command: set-up (idempotent), lint, then every test layer (unit, dags, integration, e2e).
+# Extra arguments go to pytest, e.g. `scripts/test.sh -m "not e2e"`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --dev
+
+echo "== ruff (including Airflow's AIR rules)"
+.venv/bin/ruff check .
+
+echo "== pytest"
+mkdir -p test-artifacts
+set +e
+.venv/bin/python -m pytest "$@"
+status=$?
+set -e
+if [[ $status == 5 ]]; then
+  echo "test.sh: pytest collected no tests: that is a failure, not a pass" >&2
+  exit 1
+fi
+exit $status

@@ -1,0 +1,24 @@
+"""Test-wide environment. Runs before any test module imports Airflow, so Airflow reads it."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+_home = Path(tempfile.mkdtemp(prefix="retrain-tests-"))
+
+os.environ["AIRFLOW_HOME"] = str(_home / "airflow")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO / "plugins")
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+os.environ["RETRAIN_ARTIFACTS_ROOT"] = str(_home / "artifacts")
+os.environ["RETRAIN_SPECS_DIR"] = str(REPO / "include" / "models")
+os.environ["RETRAIN_TRAINING_BACKEND"] = "local"
+os.environ["GX_ANALYTICS_ENABLED"] = "False"
+os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+# Unit tests must never reach a tracking server by accident; integration tests set their own.
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+Path(os.environ["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)

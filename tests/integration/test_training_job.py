@@ -1,0 +1,76 @@
+"""The training CLI against a real MLflow server: deterministic, idempotent, safe to kill."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from retrain import registry as reg
+from retrain.data import read_window
+from retrain.features import prepare_frame, split, write_partition
+from retrain.invocation import AirflowIds, training_invocation
+from retrain.spec import load_spec
+from retrain.window import Window
+from tests.integration.conftest import write_spec
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("mlflow_server")]
+
+
+@pytest.fixture
+def prepared(spec_dir, tmp_path):
+    spec = load_spec(write_spec(spec_dir, **{"model.params": {"max_iter": 30}}))
+    window = Window.ending(dt.date(2025, 5, 1), spec.data)
+    frame = prepare_frame(read_window(spec, window, columns=[*spec.features.columns, spec.target]).frame, spec)
+    partition = write_partition(*split(frame, spec, window), tmp_path / "features" / window.partition, window)
+    return spec, partition
+
+
+def run_job(spec, partition, result: Path, run_id: str, code_version: str, **popen) -> subprocess.Popen:
+    invocation = training_invocation(
+        spec,
+        features_dir=str(partition.path),
+        window_end="2025-05-01",
+        ids=AirflowIds(dag_id=spec.dag_id, run_id=run_id, task_id="train"),
+        result_path=str(result),
+    )
+    env = {**os.environ, **invocation.env, "RETRAIN_CODE_VERSION": code_version}
+    return subprocess.Popen(invocation.command(sys.executable), env=env, **popen)
+
+
+def test_same_inputs_give_identical_metrics_and_are_not_registered_twice(prepared, tmp_path, registry):
+    spec, partition = prepared
+    results = []
+    for attempt, code in enumerate(["code-a", "code-b", "code-a"]):
+        result = tmp_path / f"result-{attempt}.json"
+        assert run_job(spec, partition, result, f"manual__{attempt}", code).wait(timeout=300) == 0
+        results.append(json.loads(result.read_text()))
+    first, retrained, retried = results
+    assert retrained["model_version"] != first["model_version"]  # code changed: a new version
+    assert retrained["metrics"] == first["metrics"]  # same seed, same data: same numbers
+    assert retried["model_version"] == first["model_version"] and retried["reused"] is True
+    assert len(registry.search_model_versions(f"name = '{spec.name}'")) == 2
+    version = registry.get_model_version(spec.name, first["model_version"])
+    assert version.tags[reg.TAG_DECISION] == "pending_evaluation"
+    assert version.tags[reg.TAG_INPUT_HASH] == partition.input_hash
+
+
+def test_a_killed_job_promotes_nothing_and_leaves_the_partition_intact(prepared, tmp_path, registry):
+    spec, partition = prepared
+    result = tmp_path / "result.json"
+    process = run_job(spec, partition, result, "manual__killed", "code-k", start_new_session=True,
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    time.sleep(4)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    assert process.returncode != 0
+    assert not result.exists()
+    assert reg.aliases(registry, spec.name) == {reg.CHAMPION_ALIAS: None, reg.PREVIOUS_ALIAS: None}
+    assert sorted(p.name for p in partition.path.iterdir()) == ["_manifest.json", "holdout.parquet", "train.parquet"]
