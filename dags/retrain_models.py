@@ -1,4 +1,4 @@
-"""One retraining DAG per model spec (YAML) in RETRAIN_SPECS_DIR (default: include/models/).
+"""One Airflow retraining DAG per model spec (YAML) in RETRAIN_SPECS_DIR (default: include/models/).
 
 Wiring only: the spec decides everything. A spec that does not parse becomes a manual-only DAG
 tagged `invalid-spec` whose task fails with the file, field and reason; the other DAGs still load.

@@ -110,6 +110,9 @@ def write_spec(directory: Path, name: str | None = None, **overrides) -> Path:
     document = yaml.safe_load((REPO / "include" / "models" / "churn.yaml").read_text())
     document["name"] = name or f"churn_it{os.getpid()}_{next(_counter)}"
     document["data"]["uri"] = str(REPO / "include" / "data" / "demo")
+    # dag.test() waits out retry delays: a failing task must fail the run at once.
+    document["schedule"]["retries"] = 0
+    document["evaluation"]["bootstrap"]["resamples"] = 50
     for dotted, value in overrides.items():
         node = document
         *parents, leaf = dotted.split(".")
@@ -128,7 +131,13 @@ def run_dag(spec_path: Path, end_date: dt.date, **conf):
 
     dag = build_retrain_dag(load_spec(spec_path), spec_path)
     logical = dt.datetime.combine(end_date, dt.time(), tzinfo=dt.UTC)
-    dag_run = dag.test(logical_date=logical, run_conf=conf or None)
+    # dag.test() serializes the DAGs it finds in the dags folder: point that folder's factory at this spec.
+    previous = os.environ["RETRAIN_SPECS_DIR"]
+    os.environ["RETRAIN_SPECS_DIR"] = str(spec_path.parent)
+    try:
+        dag_run = dag.test(logical_date=logical, run_conf=conf or None)
+    finally:
+        os.environ["RETRAIN_SPECS_DIR"] = previous
     states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
     return states, dag_run
 
