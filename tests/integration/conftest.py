@@ -158,3 +158,17 @@ def _demo_data():
 def copy_demo_data(target: Path) -> Path:
     shutil.copytree(REPO / "include" / "data" / "demo", target)
     return target
+
+
+def run_rollback(spec_dir: Path, **conf):
+    """Run retrain_rollback as parsed with this test's specs folder; returns {task_id: state}."""
+    import runpy
+
+    previous = os.environ["RETRAIN_SPECS_DIR"]
+    os.environ["RETRAIN_SPECS_DIR"] = str(spec_dir)
+    try:
+        dag = runpy.run_path(str(REPO / "dags" / "retrain_rollback.py"))["dag"]
+        dag_run = dag.test(run_conf=conf)
+    finally:
+        os.environ["RETRAIN_SPECS_DIR"] = previous
+    return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}

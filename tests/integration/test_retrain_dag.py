@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from retrain import registry as reg
-from tests.integration.conftest import run_dag, write_spec
+from tests.integration.conftest import run_dag, run_rollback, write_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("airflow_db", "mlflow_server")]
 
@@ -97,10 +97,7 @@ def test_better_challenger_promotes_and_previous_is_set_then_rollback_restores(s
     assert states["promote"] == "success"
     assert reg.aliases(registry, name) == {reg.CHAMPION_ALIAS: "2", reg.PREVIOUS_ALIAS: "1"}
 
-    from retrain_rollback import dag as rollback_dag
-
-    rollback_run = rollback_dag.test(run_conf={"model_name": name, "reason": "v2 misbehaves in production"})
-    assert {ti.task_id: str(ti.state) for ti in rollback_run.get_task_instances()} == {"rollback": "success"}
+    assert run_rollback(spec_dir, model_name=name, reason="v2 misbehaves in production") == {"rollback": "success"}
     assert reg.aliases(registry, name) == {reg.CHAMPION_ALIAS: "1", reg.PREVIOUS_ALIAS: "2"}
     assert registry.get_model_version(name, "1").tags["retrain.rollback_reason"] == "v2 misbehaves in production"
 
@@ -142,8 +139,6 @@ def test_rollback_refuses_a_version_that_never_passed_evaluation(spec_dir, regis
     name = model_name(spec_path)
     run_dag(spec_path, NIGHT_1)
     run_dag(spec_path, NIGHT_2, estimator_params={"max_iter": 3})  # declined
-    from retrain_rollback import dag as rollback_dag
-
-    run = rollback_dag.test(run_conf={"model_name": name, "target_version": 2, "reason": "try the declined one"})
-    assert {ti.task_id: str(ti.state) for ti in run.get_task_instances()} == {"rollback": "failed"}
+    states = run_rollback(spec_dir, model_name=name, target_version=2, reason="try the declined one")
+    assert states == {"rollback": "failed"}
     assert reg.aliases(registry, name)[reg.CHAMPION_ALIAS] == "1"

@@ -1,0 +1,85 @@
+"""Unreadable data fails with the file, the column and the rule named."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from retrain.data import read_window
+from retrain.demo_data import generate
+from retrain.errors import DataError
+from retrain.spec import load_spec
+from retrain.window import Window
+
+REPO = Path(__file__).resolve().parents[2]
+BASE = load_spec(REPO / "include" / "models" / "churn.yaml")
+WINDOW = Window.ending(dt.date(2025, 5, 1), BASE.data)
+
+
+def spec_at(uri: Path | str):
+    return BASE.model_copy(update={"data": BASE.data.model_copy(update={"uri": str(uri)})})
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    generate(dt.date(2025, 4, 1), dt.date(2025, 4, 10), rows_per_day=10).to_parquet(tmp_path / "good.parquet")
+    return tmp_path
+
+
+def test_good_folder_reads_only_the_window(folder):
+    data = read_window(spec_at(folder), WINDOW)
+    assert len(data.frame) == 90 and data.files == (str(folder / "good.parquet"),)
+
+
+def test_corrupt_parquet(folder):
+    (folder / "zz.parquet").write_bytes(os.urandom(2048))
+    with pytest.raises(DataError, match=r"zz.parquet: cannot read as PARQUET \(file corrupt or truncated\?\)"):
+        read_window(spec_at(folder), WINDOW)
+
+
+def test_truncated_parquet(folder):
+    whole = (folder / "good.parquet").read_bytes()
+    (folder / "good.parquet").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataError, match=r"good.parquet: cannot read as PARQUET"):
+        read_window(spec_at(folder), WINDOW)
+
+
+def test_corrupt_csv(folder):
+    (folder / "late.csv").write_bytes(b"event_time,churned\n\xff\xfe\x00garbage,\"unterminated\n")
+    with pytest.raises(DataError, match=r"late.csv: cannot read as CSV"):
+        read_window(spec_at(folder), WINDOW)
+
+
+def test_timestamp_that_does_not_parse(folder):
+    pd.DataFrame({"event_time": ["2025-04-02", "yesterday", "soon"], "churned": [0, 1, 0]}).to_csv(folder / "late.csv", index=False)
+    with pytest.raises(DataError, match=r"late.csv: column 'event_time' has 2 value\(s\) that do not parse.*rule: timestamps must parse"):
+        read_window(spec_at(folder), WINDOW)
+
+
+def test_missing_timestamp_column(folder):
+    pd.DataFrame({"when": ["2025-04-02"], "churned": [0]}).to_csv(folder / "late.csv", index=False)
+    with pytest.raises(DataError, match=r"late.csv: missing timestamp column 'event_time'"):
+        read_window(spec_at(folder), WINDOW)
+
+
+def test_unreachable_uri(tmp_path):
+    with pytest.raises(DataError, match=r"nowhere: data URI does not exist"):
+        read_window(spec_at(tmp_path / "nowhere"), WINDOW)
+
+
+def test_folder_without_data_files(tmp_path):
+    (tmp_path / "README.txt").write_text("no data here")
+    with pytest.raises(DataError, match=r"no CSV or Parquet files found"):
+        read_window(spec_at(tmp_path), WINDOW)
+
+
+def test_csv_and_parquet_mix(folder):
+    extra = generate(dt.date(2025, 4, 20), dt.date(2025, 4, 21), rows_per_day=5)
+    extra.to_csv(folder / "late.csv", index=False)
+    data = read_window(spec_at(folder), WINDOW)
+    assert len(data.frame) == 95
+    assert data.frame["event_time"].dt.tz is not None

@@ -1,0 +1,95 @@
+"""Drift statistics with known answers, and the demo data's documented change point."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from retrain.demo_data import generate
+from retrain.drift import EPSILON, compute_drift, psi, psi_categorical, psi_from_proportions, render_html, should_skip
+from retrain.features import prepare_frame
+from retrain.spec import load_spec
+
+REPO = Path(__file__).resolve().parents[2]
+SPEC = load_spec(REPO / "include" / "models" / "churn.yaml")
+rng = np.random.default_rng(0)
+
+
+def test_psi_by_hand():
+    reference, current = np.array([0.5, 0.5]), np.array([0.25, 0.75])
+    expected = (0.25 - 0.5) * np.log(0.25 / 0.5) + (0.75 - 0.5) * np.log(0.75 / 0.5)
+    assert psi_from_proportions(reference, current) == pytest.approx(expected)
+    assert psi_from_proportions(reference, reference) == 0.0
+
+
+def test_identical_distributions_do_not_drift():
+    values = pd.Series(rng.normal(size=20_000))
+    assert psi(values, values.sample(frac=1.0, random_state=1)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_shifted_normal_drifts_strongly():
+    reference = pd.Series(rng.normal(0, 1, 20_000))
+    current = pd.Series(rng.normal(1, 1, 20_000))
+    assert psi(reference, current) > 0.5
+
+
+def test_missing_values_count_as_their_own_bin():
+    reference = pd.Series(rng.normal(size=10_000))
+    current = reference.copy()
+    current[: len(current) // 2] = np.nan
+    assert psi(reference, current) > 1.0
+
+
+def test_categorical_psi_with_unseen_category():
+    reference = pd.Series(["a"] * 500 + ["b"] * 500)
+    current = pd.Series(["a"] * 500 + ["c"] * 500)
+    expected = psi_from_proportions(np.array([0.5, 0.5, EPSILON]), np.array([0.5, EPSILON, 0.5]))
+    assert psi_categorical(reference, current) == pytest.approx(expected)
+
+
+def _window(start: str, end: str) -> pd.DataFrame:
+    return prepare_frame(generate(dt.date.fromisoformat(start), dt.date.fromisoformat(end), rows_per_day=150), SPEC)
+
+
+def test_demo_data_drifts_only_after_the_change_point():
+    reference = _window("2025-03-01", "2025-04-24")
+    before = compute_drift(reference, _window("2025-04-24", "2025-05-24"), SPEC)
+    after = compute_drift(reference, _window("2025-07-01", "2025-08-01"), SPEC)
+    assert not before.any_drift, before.to_dict()
+    assert {"monthly_spend", "plan"} <= set(after.drifted_features)
+    assert "region" not in after.drifted_features and "tenure_months" not in after.drifted_features
+
+
+def test_degenerate_inputs_do_not_crash():
+    constant = pd.DataFrame({c: [1.0] * 200 for c in SPEC.features.numeric} | {"plan": ["basic"] * 200, "region": ["north"] * 200,
+                                                                               "churned": [0] * 200})  # fmt: skip
+    report = compute_drift(constant, constant.iloc[:0], SPEC)
+    assert not report.any_drift
+    json.dumps(report.to_dict(), allow_nan=False)
+    same = compute_drift(constant, constant, SPEC)
+    assert all(c.psi == 0.0 for c in same.columns)
+
+
+def test_report_is_json_safe_and_plots_only_drifted_features():
+    reference = _window("2025-03-01", "2025-04-24")
+    current = _window("2025-07-01", "2025-08-01")
+    report = compute_drift(reference, current, SPEC)
+    json.dumps(report.to_dict(), allow_nan=False)
+    page = render_html(report, reference, current, "[2025-07-01, 2025-08-01)", "3")
+    assert page.count("<img") == len(report.drifted_features) + int(report.label_drifted)
+    assert "champion version 3" in page
+
+
+def test_skip_policy():
+    reference = _window("2025-03-01", "2025-04-24")
+    quiet = compute_drift(reference, _window("2025-04-24", "2025-05-24"), SPEC)
+    on_drift = SPEC.model_copy(update={"drift": SPEC.drift.model_copy(update={"retrain": "on_drift"})})
+    assert should_skip(quiet, SPEC, force=False) is None  # retrain: always
+    assert "nothing to do" in should_skip(quiet, on_drift, force=False)
+    assert should_skip(quiet, on_drift, force=True) is None
+    assert should_skip(None, on_drift, force=False) is None  # no champion: train
