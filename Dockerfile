@@ -1,0 +1,38 @@
+# syntax=docker/dockerfile:1.7
+# Two images from one file, both from requirements.txt (the list the local set-up installs):
+#   docker build --target airflow  -t retrain-airflow:0.1.0  .   # scheduler, workers, API server, DAG processor
+#   docker build --target training -t retrain-training:0.1.0 .   # what KubernetesTrainOperator's pods run
+# The training image derives from the Airflow image on purpose: the pod and the worker then resolve
+# the very same library versions, so features fitted in a pod score identically on a worker.
+ARG AIRFLOW_IMAGE=apache/airflow:3.3.2-python3.11
+
+FROM ${AIRFLOW_IMAGE} AS airflow
+# The official image installs as the non-root `airflow` user (uid 50000, gid 0) into its user site.
+USER airflow
+WORKDIR /opt/airflow
+COPY --chown=airflow:0 requirements.txt /opt/retrain/requirements.txt
+# Pinning apache-airflow in the same pip call keeps pip from up- or down-grading the image's Airflow.
+RUN pip install --no-cache-dir -r /opt/retrain/requirements.txt
+COPY --chown=airflow:0 pyproject.toml README.md /opt/retrain/
+COPY --chown=airflow:0 include/retrain /opt/retrain/include/retrain
+RUN pip install --no-cache-dir --no-deps /opt/retrain
+# DAGs, operators, specs and suites baked into the image (no git-sync, no shared DAG volume).
+COPY --chown=airflow:0 dags /opt/airflow/dags
+COPY --chown=airflow:0 plugins /opt/airflow/plugins
+COPY --chown=airflow:0 include/models /opt/airflow/include/models
+COPY --chown=airflow:0 include/expectations /opt/airflow/include/expectations
+ENV RETRAIN_SPECS_DIR=/opt/airflow/include/models \
+    RETRAIN_EXPECTATIONS_DIR=/opt/airflow/include/expectations \
+    RETRAIN_ARTIFACTS_ROOT=/opt/airflow/retrain-artifacts \
+    RETRAIN_TRAINING_BACKEND=kubernetes \
+    PYTHONPATH=/opt/airflow/plugins
+
+FROM airflow AS training
+# The pod runs `python -m retrain.train ...` (cmds/arguments come from the operator); no Airflow
+# entrypoint, no DB check. Root filesystem is read-only in the pod: /tmp and HOME are emptyDir volumes.
+ENV HOME=/home/retrain \
+    MPLCONFIGDIR=/tmp/matplotlib
+WORKDIR /tmp
+USER 50000:0
+ENTRYPOINT ["/usr/bin/dumb-init", "--"]
+CMD ["python", "-m", "retrain.train", "--help"]

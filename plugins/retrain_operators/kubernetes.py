@@ -1,0 +1,126 @@
+"""The production training backend: the training command in a hardened Kubernetes pod.
+
+Imported only when RETRAIN_TRAINING_BACKEND=kubernetes, so laptops never import the Kubernetes
+client. The pod runs the same `python -m retrain.train ...` arguments and non-secret environment as
+the local backend (`common.training_invocation_for`); MLflow credentials come only from a Secret.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+from kubernetes.client import models as k8s
+
+from retrain.invocation import DEFAULT_RESULT_PATH, TRAIN_MODULE
+from retrain.settings import artifacts_root
+from retrain_operators import common
+
+RUN_AS_USER = 50000  # the uid of the official Airflow image and of the training image
+SCRATCH_MOUNTS = {"scratch-tmp": "/tmp", "scratch-home": "/home/retrain"}
+
+
+def label_value(value: str) -> str:
+    """A valid Kubernetes label value: at most 63 characters of [A-Za-z0-9_.-], alphanumeric at both ends."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", value)[:63]
+    return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", cleaned) or "none"
+
+
+def hardened_container_context() -> k8s.V1SecurityContext:
+    return k8s.V1SecurityContext(
+        run_as_non_root=True,
+        run_as_user=RUN_AS_USER,
+        allow_privilege_escalation=False,
+        privileged=False,
+        read_only_root_filesystem=True,
+        capabilities=k8s.V1Capabilities(drop=["ALL"]),
+        seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
+    )
+
+
+def pod_security_context() -> k8s.V1PodSecurityContext:
+    return k8s.V1PodSecurityContext(
+        run_as_non_root=True,
+        run_as_user=RUN_AS_USER,
+        run_as_group=0,
+        fs_group=0,
+        seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
+    )
+
+
+class KubernetesTrainOperator(KubernetesPodOperator):
+    """Trains one model version in a pod built from the spec's `training` section."""
+
+    ui_color = "#d9d2e9"
+
+    def __init__(self, *, spec, **kwargs) -> None:
+        training = spec.training
+        resources = training.resources
+        limits = {"cpu": resources.cpu_limit, "memory": resources.memory_limit}
+        if resources.gpu:
+            limits["nvidia.com/gpu"] = str(resources.gpu)
+        volumes = [k8s.V1Volume(name=name, empty_dir=k8s.V1EmptyDirVolumeSource(size_limit="2Gi")) for name in SCRATCH_MOUNTS]
+        mounts = [k8s.V1VolumeMount(name=name, mount_path=path) for name, path in SCRATCH_MOUNTS.items()]
+        if training.artifacts_pvc:
+            volumes.append(
+                k8s.V1Volume(
+                    name="artifacts",
+                    persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(claim_name=training.artifacts_pvc),
+                )
+            )
+            mounts.append(k8s.V1VolumeMount(name="artifacts", mount_path=str(artifacts_root())))
+        kwargs.setdefault("execution_timeout", dt.timedelta(minutes=training.timeout_minutes))
+        super().__init__(
+            image=training.image,
+            namespace=training.namespace,
+            service_account_name=training.service_account,
+            # The job talks to MLflow, not to the Kubernetes API: no token in the pod.
+            automount_service_account_token=False,
+            cmds=["python", "-m", TRAIN_MODULE],
+            arguments=[],
+            env_from=[k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=training.mlflow_secret))],
+            container_resources=k8s.V1ResourceRequirements(
+                requests={"cpu": resources.cpu_request, "memory": resources.memory_request}, limits=limits
+            ),
+            node_selector=dict(training.node_selector) or None,
+            tolerations=[k8s.V1Toleration(**t.model_dump(exclude_none=True)) for t in training.tolerations] or None,
+            affinity=dict(training.affinity) or None,
+            labels={"app.kubernetes.io/name": "retrain-training", "retrain/model": label_value(spec.name)},
+            security_context=pod_security_context(),
+            container_security_context=hardened_container_context(),
+            xcom_sidecar_container_security_context=hardened_container_context(),
+            volumes=volumes,
+            volume_mounts=mounts,
+            do_xcom_push=True,
+            on_finish_action="delete_succeeded_pod",
+            # A retried task reconnects to its running pod instead of starting a second training.
+            durable=True,
+            startup_timeout_seconds=training.startup_timeout_seconds,
+            deferrable=training.deferrable,
+            termination_message_policy="FallbackToLogsOnError",
+            get_logs=True,
+            log_events_on_failure=True,
+            name=f"train-{spec.name}",
+            random_name_suffix=True,
+            **kwargs,
+        )
+        self.spec = spec
+
+    def prepare(self, context: Any) -> None:
+        """Sets the run-specific arguments, environment and labels (they need the run's context)."""
+        invocation = common.training_invocation_for(context, self.spec, self.task_id, DEFAULT_RESULT_PATH)
+        self.arguments = list(invocation.arguments)
+        self.env_vars = [k8s.V1EnvVar(name=k, value=v) for k, v in sorted(invocation.env.items())]
+        self.labels = {
+            **self.labels,
+            "retrain/dag": label_value(self.spec.dag_id),
+            "retrain/task": label_value(self.task_id),
+            "retrain/run": label_value(context["run_id"]),
+            "retrain/window-end": common.resolve_window(context, self.spec).end_date.isoformat(),
+        }
+
+    def execute(self, context: Any):
+        self.prepare(context)
+        return super().execute(context)
