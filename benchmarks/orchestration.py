@@ -23,7 +23,7 @@ ROWS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 REPEAT = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 sys.path.insert(0, str(REPO))
 
-BARE = r'''
+BARE = r"""
 import datetime as dt, json, os, subprocess, sys, tempfile
 from pathlib import Path
 from retrain.spec import load_spec
@@ -53,9 +53,9 @@ model = mlflow.sklearn.load_model(f"models:/{spec.name}/{result['model_version']
 decision = decide(compare(None, model, X, y, train[spec.target], spec), spec.promotion)
 if decision.promote:
     reg.promote(reg.client(), spec.name, result["model_version"], expected_champion=None)
-'''
+"""
 
-DAG = r'''
+DAG = r"""
 import datetime as dt, sys
 from pathlib import Path
 from retrain.spec import load_spec
@@ -65,7 +65,7 @@ dag = build_retrain_dag(load_spec(spec_path), spec_path)
 run = dag.test(logical_date=dt.datetime(2025, 5, 1, tzinfo=dt.UTC))
 states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
 assert all(s in ("success", "skipped") for s in states.values()) and states["train"] == "success", states
-'''
+"""
 
 
 def main() -> None:
@@ -80,7 +80,9 @@ def main() -> None:
         GX_ANALYTICS_ENABLED="False",
     )  # fmt: skip
     try:
-        subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True)
+        subprocess.run(
+            [str(Path(sys.executable).parent / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True
+        )
         subprocess.run([sys.executable, str(REPO / "scripts" / "apply_airflow_settings.py"), str(REPO / "airflow_settings.yaml")],
                        env=env, check=True, capture_output=True, cwd=REPO)  # fmt: skip
         data_spec = write(ROWS, work / "data", name="benchdata")
@@ -107,7 +109,9 @@ def main() -> None:
         rows[-1]["target"] = 1.3
         for row in rows:
             print(row)
-        print("wrote", save("orchestration", rows, notes=f"median of {REPEAT}; wall time of a fresh interpreter per run"))
+        print(
+            "wrote", save("orchestration", rows, notes=f"median of {REPEAT}; wall time of a fresh interpreter per run")
+        )
     finally:
         server.stop()
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from common import REPO, python_env, run_python, save
 
 REPEAT = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-TRIVIAL = '''
+TRIVIAL = """
 import datetime as dt
 from airflow.sdk import dag, task
 
@@ -33,7 +33,7 @@ def trivial():
     load(extract())
 
 trivial()
-'''
+"""
 TIMER = (
     "import time, runpy, sys, json; t = time.perf_counter(); runpy.run_path(sys.argv[1]);"
     "print(json.dumps({'seconds': time.perf_counter() - t, 'heavy': sorted(m for m in "

@@ -21,7 +21,7 @@ from wide_data import write
 SIZES = [int(s) for s in sys.argv[1].split(",")] if len(sys.argv) > 1 else [100_000, 1_000_000, 5_000_000]
 REPEAT = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 
-STEP = r'''
+STEP = r"""
 import datetime as dt, json, resource, sys, time
 import pandas as pd
 from retrain.spec import load_spec
@@ -55,7 +55,7 @@ else:
 seconds = time.perf_counter() - started
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print(json.dumps({"seconds": seconds, "window_bytes": window_bytes, "peak_growth_bytes": max(0, peak - rss_before)}))
-'''
+"""
 
 
 def main() -> None:

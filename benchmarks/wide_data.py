@@ -22,7 +22,9 @@ def frame(rows: int, seed: int = 0, days: int = 56) -> pd.DataFrame:
     for i, name in enumerate(NUMERIC):
         data[name] = rng.normal(i, 1.0 + i / 10, size=rows)
     for i, name in enumerate(CATEGORICAL):
-        data[name] = pd.Categorical.from_codes(rng.integers(0, 5 + i, size=rows), [f"v{j}" for j in range(5 + i)]).astype(str)
+        data[name] = pd.Categorical.from_codes(
+            rng.integers(0, 5 + i, size=rows), [f"v{j}" for j in range(5 + i)]
+        ).astype(str)
     logit = data["num_00"] - data["num_01"] / 2 + (data["cat_0"] == "v1")
     data["label"] = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype("int64")
     return pd.DataFrame(data)

@@ -46,7 +46,9 @@ def registry(model: str) -> None:
         score = tags.get("retrain.challenger_score") or "?"
         print(
             f"     v{mv.version}: window end {tags.get('retrain.window_end', '?')}, "
-            f"{tags.get('retrain.metric', 'metric')} {float(score):.4f}" if score != "?" else f"     v{mv.version}:",
+            f"{tags.get('retrain.metric', 'metric')} {float(score):.4f}"
+            if score != "?"
+            else f"     v{mv.version}:",
             f"decision={tags.get('retrain.decision', '-')}",
         )
         if tags.get("retrain.reasons"):
@@ -72,12 +74,16 @@ def night(model: str, date: str, logfile: str) -> None:
         if evaluation.exists():
             data = json.loads(evaluation.read_text())
             verdict = "PROMOTE" if data["promote"] else "DECLINE"
-            print(f"   decision: {verdict} v{data['model_version']} (champion at evaluation: v{data['champion_version_at_evaluation']})")
+            print(
+                f"   decision: {verdict} v{data['model_version']} (champion at evaluation: v{data['champion_version_at_evaluation']})"
+            )
             for reason in data["reasons"]:
                 print(f"     - {reason}")
     if state != "success":
         text = Path(logfile).read_text(errors="replace")
-        errors = re.findall(r"(?:DataValidationError|DataError|TrainingError|RegistryError)[^\n]*(?:\n  - [^\n]*)*", text)
+        errors = re.findall(
+            r"(?:DataValidationError|DataError|TrainingError|RegistryError)[^\n]*(?:\n  - [^\n]*)*", text
+        )
         if errors:
             print("   why it stopped: " + errors[-1].replace("\\n", "\n     ")[:1500])
     registry(model)

@@ -80,7 +80,9 @@ def _read_file(path: str, file_format: str, columns: Sequence[str] | None) -> pd
         return pd.read_csv(path, usecols=lambda c: columns is None or c in columns, low_memory=False)
     except (pa.ArrowException, OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise DataError(f"{path}: cannot read as {file_format.upper()} (file corrupt or truncated?): {reason}") from None
+        raise DataError(
+            f"{path}: cannot read as {file_format.upper()} (file corrupt or truncated?): {reason}"
+        ) from None
 
 
 def parse_timestamps(frame: pd.DataFrame, column: str, source: str) -> pd.Series:

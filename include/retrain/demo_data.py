@@ -66,7 +66,9 @@ def _day(rng: np.random.Generator, day: dt.date, rows: int) -> pd.DataFrame:
     )
 
 
-def generate(start: dt.date = START, end: dt.date = END, rows_per_day: int = ROWS_PER_DAY, seed: int = SEED) -> pd.DataFrame:
+def generate(
+    start: dt.date = START, end: dt.date = END, rows_per_day: int = ROWS_PER_DAY, seed: int = SEED
+) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     days = [start + dt.timedelta(days=i) for i in range((end - start).days)]
     return pd.concat([_day(rng, day, rows_per_day) for day in days], ignore_index=True)

@@ -64,7 +64,11 @@ def _category_counts(reference: pd.Series, current: pd.Series) -> tuple[list[str
     ref = reference.astype("object").where(reference.notna(), MISSING).astype(str).value_counts()
     cur = current.astype("object").where(current.notna(), MISSING).astype(str).value_counts()
     categories = sorted(set(ref.index) | set(cur.index))
-    return categories, ref.reindex(categories, fill_value=0).to_numpy(), cur.reindex(categories, fill_value=0).to_numpy()
+    return (
+        categories,
+        ref.reindex(categories, fill_value=0).to_numpy(),
+        cur.reindex(categories, fill_value=0).to_numpy(),
+    )
 
 
 def psi_categorical(reference: pd.Series, current: pd.Series) -> float:
@@ -108,12 +112,16 @@ def _chi2(reference: pd.Series, current: pd.Series) -> tuple[float | None, float
     return float(result.statistic), float(result.pvalue)
 
 
-def column_drift(name: str, reference: pd.Series, current: pd.Series, kind: str, role: str, spec: ModelSpec) -> ColumnDrift:
+def column_drift(
+    name: str, reference: pd.Series, current: pd.Series, kind: str, role: str, spec: ModelSpec
+) -> ColumnDrift:
     if kind == "numeric":
         value, (statistic, p_value), test = psi(reference, current, spec.drift.bins), _ks(reference, current), "ks"
     else:
         value, (statistic, p_value), test = psi_categorical(reference, current), _chi2(reference, current), "chi2"
-    drifted = bool(len(current) > 0 and value > spec.drift.psi_threshold and p_value is not None and p_value < spec.drift.p_value)
+    drifted = bool(
+        len(current) > 0 and value > spec.drift.psi_threshold and p_value is not None and p_value < spec.drift.p_value
+    )
     return ColumnDrift(name, kind, role, value, test, statistic, p_value, drifted, len(reference), len(current))
 
 
@@ -162,7 +170,9 @@ def compute_drift(reference: pd.DataFrame, current: pd.DataFrame, spec: ModelSpe
     label_kind = "categorical" if spec.task == "classification" else "numeric"
     if spec.target in reference.columns and spec.target in current.columns:
         columns.append((spec.target, label_kind, "label"))
-    results = tuple(column_drift(name, reference[name], current[name], kind, role, spec) for name, kind, role in columns)
+    results = tuple(
+        column_drift(name, reference[name], current[name], kind, role, spec) for name, kind, role in columns
+    )
     return DriftReport(spec.name, results, spec.drift.psi_threshold, spec.drift.p_value)
 
 
@@ -204,7 +214,9 @@ def _plot(reference: pd.Series, current: pd.Series, column: ColumnDrift) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def render_html(report: DriftReport, reference: pd.DataFrame, current: pd.DataFrame, window: str, champion_version: str) -> str:
+def render_html(
+    report: DriftReport, reference: pd.DataFrame, current: pd.DataFrame, window: str, champion_version: str
+) -> str:
     esc = html.escape
     rows = "".join(
         f'<tr class="{"drift" if c.drifted else ""}"><td>{esc(c.column)}</td><td>{c.role}</td><td>{c.kind}</td>'

@@ -24,7 +24,10 @@ def check_metric_names(spec: ModelSpec) -> None:
     from sklearn.metrics import get_scorer_names
 
     known = set(get_scorer_names())
-    for field_name, names in (("evaluation.metric", [spec.evaluation.metric]), ("evaluation.secondary_metrics", spec.evaluation.secondary_metrics)):
+    for field_name, names in (
+        ("evaluation.metric", [spec.evaluation.metric]),
+        ("evaluation.secondary_metrics", spec.evaluation.secondary_metrics),
+    ):
         for name in names:
             if name not in known:
                 raise ValueError(f"field '{field_name}': {name!r} is not a scikit-learn scorer name")
@@ -54,7 +57,6 @@ class CachedClassifier(ClassifierMixin, _Cached):
 
     def predict_proba(self, X):
         return self._rows("predict_proba", X)
-
 
 
 class CachedDecisionClassifier(CachedClassifier):
@@ -187,7 +189,9 @@ def paired_bootstrap(champion: _Cached, challenger: _Cached, y: np.ndarray, metr
     return BootstrapResult(float(np.mean(differences)), float(low), float(high), confidence, len(differences))
 
 
-def compare(champion_model, challenger_model, X: pd.DataFrame, y: pd.Series, y_train: pd.Series, spec: ModelSpec) -> Comparison:
+def compare(
+    champion_model, challenger_model, X: pd.DataFrame, y: pd.Series, y_train: pd.Series, spec: ModelSpec
+) -> Comparison:
     check_metric_names(spec)
     classification = spec.task == "classification"
     y_true = np.asarray(y)

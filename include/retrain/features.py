@@ -191,7 +191,9 @@ def build_pipeline(spec: ModelSpec, overrides: dict | None = None):
 
     transformers = []
     if spec.features.numeric:
-        numeric = Pipeline([("impute", SimpleImputer(strategy="median", add_indicator=True)), ("scale", StandardScaler())])
+        numeric = Pipeline(
+            [("impute", SimpleImputer(strategy="median", add_indicator=True)), ("scale", StandardScaler())]
+        )
         transformers.append(("numeric", numeric, list(spec.features.numeric)))
     if spec.features.categorical:
         categorical = Pipeline(

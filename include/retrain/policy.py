@@ -96,7 +96,9 @@ def decide(comparison: Comparison, policy: PromotionSpec, force_promote: bool = 
     if gates_failed:
         return Decision(False, tuple(failed + comparison_failed), False)
     if comparison_failed and force_promote:
-        return Decision(True, ("forced by the trigger's force_promote: comparison overridden", *comparison_failed, *passed), True)
+        return Decision(
+            True, ("forced by the trigger's force_promote: comparison overridden", *comparison_failed, *passed), True
+        )
     if comparison_failed:
         return Decision(False, tuple(comparison_failed + passed), False)
     return Decision(True, tuple(passed), False)

@@ -76,7 +76,9 @@ def promote(mlflow_client: MlflowClient, model_name: str, version: str, expected
     version = str(version)
     mv = mlflow_client.get_model_version(model_name, version)
     if mv.status != "READY":
-        raise RegistryError(f"model {model_name} version {version} has status {mv.status}; only READY versions are promoted")
+        raise RegistryError(
+            f"model {model_name} version {version} has status {mv.status}; only READY versions are promoted"
+        )
     current = _alias_version(mlflow_client, model_name, CHAMPION_ALIAS)
     if current == version and expected_champion != version:
         pass  # an earlier attempt moved champion and stopped before previous: complete it below
@@ -91,7 +93,9 @@ def promote(mlflow_client: MlflowClient, model_name: str, version: str, expected
     if expected_champion is not None and expected_champion != version:
         mlflow_client.set_registered_model_alias(model_name, PREVIOUS_ALIAS, expected_champion)
     after = aliases(mlflow_client, model_name)
-    if after[CHAMPION_ALIAS] != version or (expected_champion is not None and after[PREVIOUS_ALIAS] != expected_champion):
+    if after[CHAMPION_ALIAS] != version or (
+        expected_champion is not None and after[PREVIOUS_ALIAS] != expected_champion
+    ):
         raise RegistryError(f"model {model_name}: aliases read back as {after} after promoting version {version}")
     return after
 
@@ -108,7 +112,9 @@ def rollback(mlflow_client: MlflowClient, model_name: str, target_version: str |
     current = _alias_version(mlflow_client, model_name, CHAMPION_ALIAS)
     target = str(target_version) if target_version else _alias_version(mlflow_client, model_name, PREVIOUS_ALIAS)
     if target is None:
-        raise RegistryError(f"model {model_name}: no target version given and no '{PREVIOUS_ALIAS}' alias to roll back to")
+        raise RegistryError(
+            f"model {model_name}: no target version given and no '{PREVIOUS_ALIAS}' alias to roll back to"
+        )
     if target == current:
         raise RegistryError(f"model {model_name}: version {target} is already '{CHAMPION_ALIAS}'")
     mv = mlflow_client.get_model_version(model_name, target)

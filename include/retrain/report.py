@@ -33,12 +33,29 @@ def history_plot(history: list[dict], metric: str) -> str | None:
     labels = [f"{h['window_end']}\nv{h['version']}" for h in points]
     fig, ax = plt.subplots(figsize=(7, 3), dpi=90)
     ax.plot(labels, [h["challenger"] for h in points], marker="o", label="challenger")
-    champions = [(label, h["champion"]) for label, h in zip(labels, points, strict=True) if h.get("champion") is not None]
+    champions = [
+        (label, h["champion"]) for label, h in zip(labels, points, strict=True) if h.get("champion") is not None
+    ]
     if champions:
-        ax.plot([c[0] for c in champions], [c[1] for c in champions], marker="s", linestyle="--", label="champion (same holdout)")
-    promoted = [(label, h["challenger"]) for label, h in zip(labels, points, strict=True) if h.get("decision") == "promoted"]
+        ax.plot(
+            [c[0] for c in champions],
+            [c[1] for c in champions],
+            marker="s",
+            linestyle="--",
+            label="champion (same holdout)",
+        )
+    promoted = [
+        (label, h["challenger"]) for label, h in zip(labels, points, strict=True) if h.get("decision") == "promoted"
+    ]
     if promoted:
-        ax.scatter([p[0] for p in promoted], [p[1] for p in promoted], s=120, facecolors="none", edgecolors="green", label="promoted")
+        ax.scatter(
+            [p[0] for p in promoted],
+            [p[1] for p in promoted],
+            s=120,
+            facecolors="none",
+            edgecolors="green",
+            label="promoted",
+        )
     ax.set_ylabel(metric)
     ax.legend(fontsize=7)
     ax.tick_params(axis="x", labelsize=7)
@@ -64,16 +81,16 @@ def render_run_report(summary: dict, history: list[dict]) -> str:
     links = "".join(
         f"<li>{esc(k)}: <code>{esc(str(v))}</code></li>" for k, v in summary.get("reports", {}).items() if v
     )
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{esc(summary['model'])} run report</title>
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{esc(summary["model"])} run report</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:.3em .6em}}.promote{{color:#1a7f37}}.decline{{color:#b35900}}</style></head><body>
-<h1>{esc(summary['model'])}: <span class="{verdict.lower()}">{verdict}</span>{' (forced)' if decision.get('forced') else ''}</h1>
-<p>Challenger version {esc(str(summary['challenger_version']))} vs champion version
-{esc(str(summary.get('champion_version') or 'none'))} on the holdout of window {esc(summary['window'])};
-DAG run <code>{esc(summary['run_id'])}</code>{' &middot; dry run' if summary.get('dry_run') else ''}.</p>
+<h1>{esc(summary["model"])}: <span class="{verdict.lower()}">{verdict}</span>{" (forced)" if decision.get("forced") else ""}</h1>
+<p>Challenger version {esc(str(summary["challenger_version"]))} vs champion version
+{esc(str(summary.get("champion_version") or "none"))} on the holdout of window {esc(summary["window"])};
+DAG run <code>{esc(summary["run_id"])}</code>{" &middot; dry run" if summary.get("dry_run") else ""}.</p>
 <h2>Reasons</h2><ul>{reasons}</ul>
 <h2>Metrics (same holdout)</h2><table><tr><th>metric</th><th>challenger</th><th>champion</th></tr>{rows}</table>
-<h2>History of {esc(summary['metric'])}</h2>{image}
+<h2>History of {esc(summary["metric"])}</h2>{image}
 <h2>Reports</h2><ul>{links}</ul>
 <details><summary>Full evaluation (JSON)</summary><pre>{esc(json.dumps(summary, indent=2, default=str))}</pre></details>
 </body></html>"""

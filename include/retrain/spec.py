@@ -93,7 +93,9 @@ class BootstrapSpec(_Frozen):
 class EvaluationSpec(_Frozen):
     metric: str = Field(default="roc_auc", min_length=1, description="A scikit-learn scorer name.")
     secondary_metrics: tuple[str, ...] = ()
-    slices: tuple[ColumnName, ...] = Field(default=(), description="Categorical columns to compute per-value metrics on.")
+    slices: tuple[ColumnName, ...] = Field(
+        default=(), description="Categorical columns to compute per-value metrics on."
+    )
     bootstrap: BootstrapSpec = BootstrapSpec()
 
 
@@ -108,14 +110,18 @@ class PromotionSpec(_Frozen):
 
 
 class ExpectationSpec(_Frozen):
-    type: str = Field(pattern=r"^expect_[a-z0-9_]+$", description="A GX expectation name, e.g. expect_column_values_to_be_between.")
+    type: str = Field(
+        pattern=r"^expect_[a-z0-9_]+$", description="A GX expectation name, e.g. expect_column_values_to_be_between."
+    )
     kwargs: dict[str, Any] = Field(default_factory=dict)
     severity: Literal["fail", "warn"] = "fail"
 
 
 class ValidationSpec(_Frozen):
     expectations: tuple[ExpectationSpec, ...] = ()
-    suite_files: tuple[str, ...] = Field(default=(), description="GX suite JSON files, relative to include/expectations/.")
+    suite_files: tuple[str, ...] = Field(
+        default=(), description="GX suite JSON files, relative to include/expectations/."
+    )
     min_rows: int = Field(default=1, ge=1)
 
 
@@ -124,7 +130,9 @@ class DriftSpec(_Frozen):
     psi_threshold: float = Field(default=0.2, gt=0.0)
     p_value: float = Field(default=0.01, gt=0.0, lt=1.0)
     bins: int = Field(default=10, ge=2, le=100)
-    reference_sample_rows: int = Field(default=50_000, ge=100, description="Rows of the training set kept as drift reference.")
+    reference_sample_rows: int = Field(
+        default=50_000, ge=100, description="Rows of the training set kept as drift reference."
+    )
 
 
 class Toleration(_Frozen):

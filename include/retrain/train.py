@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = train(args)
         write_result(args.result_path, result)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - the job's contract: any failure is exit 1 plus a termination message
         message = f"training failed: {type(error).__name__}: {error}"
         log.error("%s\n%s", message, traceback.format_exc())
         _record_termination(message)

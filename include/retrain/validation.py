@@ -57,7 +57,11 @@ class ExpectationResult:
 
     def describe(self) -> str:
         args = ", ".join(f"{k}={_brief(v)}" for k, v in self.kwargs.items() if k != "column")
-        call = f"{self.type}(column={self.column!r}{', ' + args if args else ''})" if self.column else f"{self.type}({args})"
+        call = (
+            f"{self.type}(column={self.column!r}{', ' + args if args else ''})"
+            if self.column
+            else f"{self.type}({args})"
+        )
         if self.type == "expect_column_to_exist" and not self.success and not self.errored:
             return f"FAILED {call}: column {self.column!r} is missing from the data"
         if self.errored:
@@ -121,17 +125,26 @@ def default_suite(spec: ModelSpec, window: Window) -> list[ExpectationDef]:
     defs = [
         ExpectationDef("expect_table_row_count_to_be_between", {"min_value": spec.validation.min_rows}),
         *[ExpectationDef("expect_column_to_exist", {"column": c}) for c in spec.input_columns],
-        *[ExpectationDef("expect_column_values_to_be_in_type_list", {"column": c, "type_list": NUMERIC_TYPES})
-          for c in spec.features.numeric],  # fmt: skip
+        *[
+            ExpectationDef("expect_column_values_to_be_in_type_list", {"column": c, "type_list": NUMERIC_TYPES})
+            for c in spec.features.numeric
+        ],
         ExpectationDef("expect_column_values_to_not_be_null", {"column": target}),
         ExpectationDef("expect_column_values_to_not_be_null", {"column": ts}),
         ExpectationDef(
             "expect_column_values_to_be_between",
-            {"column": ts, "min_value": window.start.isoformat(), "max_value": window.end.isoformat(), "strict_max": True},
+            {
+                "column": ts,
+                "min_value": window.start.isoformat(),
+                "max_value": window.end.isoformat(),
+                "strict_max": True,
+            },
         ),
     ]
     if spec.task == "classification":
-        defs.append(ExpectationDef("expect_column_values_to_be_in_type_list", {"column": target, "type_list": NUMERIC_TYPES}))
+        defs.append(
+            ExpectationDef("expect_column_values_to_be_in_type_list", {"column": target, "type_list": NUMERIC_TYPES})
+        )
     if spec.data.extra_columns != "allow":
         defs.append(
             ExpectationDef(
@@ -165,7 +178,9 @@ def _suite_file(name: str) -> list[ExpectationDef]:
 
 
 def suite_definitions(spec: ModelSpec, window: Window) -> list[ExpectationDef]:
-    user = [ExpectationDef(e.type, dict(e.kwargs), e.severity, f"spec {spec.name}") for e in spec.validation.expectations]
+    user = [
+        ExpectationDef(e.type, dict(e.kwargs), e.severity, f"spec {spec.name}") for e in spec.validation.expectations
+    ]
     files = [d for name in spec.validation.suite_files for d in _suite_file(name)]
     return [*default_suite(spec, window), *user, *files]
 
@@ -200,7 +215,9 @@ def validate_frame(frame: pd.DataFrame, spec: ModelSpec, window: Window) -> Vali
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False, "metric_calculations": False}
     batch_definition = (
-        context.data_sources.add_pandas("window").add_dataframe_asset("rows").add_batch_definition_whole_dataframe("all")
+        context.data_sources.add_pandas("window")
+        .add_dataframe_asset("rows")
+        .add_batch_definition_whole_dataframe("all")
     )
     suite = context.suites.add(gx.ExpectationSuite(name=f"{spec.name}_suite"))
     for index, definition in enumerate(definitions):
@@ -210,7 +227,9 @@ def validate_frame(frame: pd.DataFrame, spec: ModelSpec, window: Window) -> Vali
         results = [_empty_window_result(d, spec) for d in definitions]
         return ValidationOutcome(spec.name, str(window), 0, False, tuple(results))
     batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
-    validation = batch.validate(suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": MAX_EXAMPLES})
+    validation = batch.validate(
+        suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": MAX_EXAMPLES}
+    )
     by_config = [(_definition_for(r, definitions), r.to_json_dict()) for r in validation.results]
     results = tuple(_result(definition, raw) for definition, raw in by_config)
     success = all(r.success for r in results if r.severity == "fail")
@@ -223,7 +242,11 @@ def _definition_for(result, definitions: list[ExpectationDef]) -> ExpectationDef
 
 def _result(definition: ExpectationDef, raw: dict) -> ExpectationResult:
     info = raw.get("exception_info") or {}
-    errors = [v for v in info.values() if isinstance(v, dict) and v.get("raised_exception")] if isinstance(info, dict) else []
+    errors = (
+        [v for v in info.values() if isinstance(v, dict) and v.get("raised_exception")]
+        if isinstance(info, dict)
+        else []
+    )
     if isinstance(info, dict) and info.get("raised_exception"):
         errors.append(info)
     result = raw.get("result") or {}
@@ -288,7 +311,7 @@ def render_html(outcome: ValidationOutcome, files: list[str] | tuple[str, ...] =
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.25em .5em}}
 tr.fail td,tr.error td{{background:#fde2e1}}tr.warn td{{background:#fff4d6}}</style></head><body>
 <h1>Validation of {esc(outcome.model)}: {verdict}</h1>
-<p>Window {esc(outcome.window)} &middot; {outcome.rows} rows &middot; {stats['evaluated']} expectations,
-{stats['failed']} failed, {stats['warnings']} warnings, {stats['errored']} could not be evaluated.</p>
+<p>Window {esc(outcome.window)} &middot; {outcome.rows} rows &middot; {stats["evaluated"]} expectations,
+{stats["failed"]} failed, {stats["warnings"]} warnings, {stats["errored"]} could not be evaluated.</p>
 <table><tr><th>status</th><th>expectation</th><th>column</th><th>arguments</th><th>observed</th><th>severity</th><th>from</th></tr>
-{''.join(rows)}</table><h2>Files read</h2><ul>{sources}</ul></body></html>"""
+{"".join(rows)}</table><h2>Files read</h2><ul>{sources}</ul></body></html>"""

@@ -40,7 +40,11 @@ class Window:
         return f"end_date={self.end_date.isoformat()}"
 
     def to_dict(self) -> dict[str, str]:
-        return {"start": self.start.isoformat(), "holdout_start": self.holdout_start.isoformat(), "end": self.end.isoformat()}
+        return {
+            "start": self.start.isoformat(),
+            "holdout_start": self.holdout_start.isoformat(),
+            "end": self.end.isoformat(),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, str]) -> Window:

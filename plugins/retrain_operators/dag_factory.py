@@ -66,7 +66,7 @@ def trigger_params(spec: ModelSpec) -> dict[str, Param]:
             {},
             type="object",
             title="Estimator parameter overrides",
-            description=f"JSON object merged over the spec's model.params for {spec.model.estimator}, e.g. {{\"max_iter\": 300}}.",
+            description=f'JSON object merged over the spec\'s model.params for {spec.model.estimator}, e.g. {{"max_iter": 300}}.',
         ),
     }
 

@@ -63,7 +63,9 @@ class CheckDriftOperator(BaseOperator):
         report = compute_drift(reference, current, spec)
         directory = common.report_dir(context, spec)
         json_path = write_atomic(directory / "drift.json", json.dumps(report.to_dict(), indent=2))
-        html_path = write_atomic(directory / "drift.html", render_html(report, reference, current, str(window), champion.version))
+        html_path = write_atomic(
+            directory / "drift.html", render_html(report, reference, current, str(window), champion.version)
+        )
         summary = {
             "status": "compared",
             "champion_version": str(champion.version),
@@ -81,7 +83,9 @@ class CheckDriftOperator(BaseOperator):
                 champion.version, report.drifted_features, ", label" if report.label_drifted else "", html_path,
             )  # fmt: skip
         else:
-            self.log.info("no drift against champion v%s (max PSI %.3f); report %s", champion.version, report.max_psi, html_path)
+            self.log.info(
+                "no drift against champion v%s (max PSI %.3f); report %s", champion.version, report.max_psi, html_path
+            )
         reason = should_skip(report, spec, bool(common.params(context).get("force")))
         if reason:
             raise AirflowSkipException(reason)

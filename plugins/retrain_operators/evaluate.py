@@ -132,7 +132,12 @@ class EvaluateModelOperator(BaseOperator):
     def _metric_table(comparison: dict) -> dict[str, dict[str, float | None]]:
         challenger = comparison.get("challenger") or {}
         champion = comparison.get("champion") or {}
-        table = {comparison.get("metric", "primary"): {"challenger": challenger.get("primary"), "champion": champion.get("primary")}}
+        table = {
+            comparison.get("metric", "primary"): {
+                "challenger": challenger.get("primary"),
+                "champion": champion.get("primary"),
+            }
+        }
         for name, value in (challenger.get("secondary") or {}).items():
             table[name] = {"challenger": value, "champion": (champion.get("secondary") or {}).get(name)}
         if comparison.get("baseline") is not None:
@@ -192,7 +197,14 @@ class EvaluateModelOperator(BaseOperator):
         version = summary["model_version"]
         for key, value in tags.items():
             client.set_model_version_tag(self.spec.name, version, key, str(value)[:TAG_VALUE_LIMIT])
-        for key in ("validation_html", "validation_json", "drift_html", "drift_json", "evaluation_html", "evaluation_json"):
+        for key in (
+            "validation_html",
+            "validation_json",
+            "drift_html",
+            "drift_json",
+            "evaluation_html",
+            "evaluation_json",
+        ):
             path = summary["reports"].get(key)
             if path and Path(path).exists():
                 client.log_artifact(mlflow_run_id, path, artifact_path="reports")

@@ -19,7 +19,8 @@ from retrain.settings import artifacts_root
 from retrain_operators import common
 
 RUN_AS_USER = 50000  # the uid of the official Airflow image and of the training image
-SCRATCH_MOUNTS = {"scratch-tmp": "/tmp", "scratch-home": "/home/retrain"}
+# The root filesystem is read-only; these emptyDir volumes are the only writable places.
+SCRATCH_MOUNTS = {"scratch-tmp": "/tmp", "scratch-home": "/home/retrain"}  # noqa: S108 - a pod-private emptyDir
 
 
 def label_value(value: str) -> str:
@@ -61,7 +62,9 @@ class KubernetesTrainOperator(KubernetesPodOperator):
         limits = {"cpu": resources.cpu_limit, "memory": resources.memory_limit}
         if resources.gpu:
             limits["nvidia.com/gpu"] = str(resources.gpu)
-        volumes = [k8s.V1Volume(name=name, empty_dir=k8s.V1EmptyDirVolumeSource(size_limit="2Gi")) for name in SCRATCH_MOUNTS]
+        volumes = [
+            k8s.V1Volume(name=name, empty_dir=k8s.V1EmptyDirVolumeSource(size_limit="2Gi")) for name in SCRATCH_MOUNTS
+        ]
         mounts = [k8s.V1VolumeMount(name=name, mount_path=path) for name, path in SCRATCH_MOUNTS.items()]
         if training.artifacts_pvc:
             volumes.append(

@@ -42,11 +42,15 @@ class LocalTrainOperator(BaseOperator):
             result_path = Path(tmp) / "return.json"
             invocation = common.training_invocation_for(context, self.spec, self.task_id, str(result_path))
             command = invocation.command(python=sys.executable)
-            self.log.info("training command: python -m retrain.train (%d arguments), env %s", len(command) - 3, invocation.env)
+            self.log.info(
+                "training command: python -m retrain.train (%d arguments), env %s", len(command) - 3, invocation.env
+            )
             returncode, last_lines, timed_out = self._run(command, {**os.environ, **invocation.env}, timeout_s)
             tail = "\n".join(last_lines)
             if timed_out:
-                raise TrainingError(f"training timed out after {timeout_s}s (training.timeout_minutes); last lines:\n{tail}")
+                raise TrainingError(
+                    f"training timed out after {timeout_s}s (training.timeout_minutes); last lines:\n{tail}"
+                )
             if returncode != 0:
                 raise TrainingError(f"training exited with code {returncode}; last lines:\n{tail}")
             if not result_path.exists():

@@ -37,9 +37,16 @@ class ValidateDataOperator(BaseOperator):
         try:
             data = read_window(spec, window)
         except DataError as error:
-            write_atomic(json_path, json.dumps({"model": spec.name, "window": str(window), "success": False, "error": str(error)}))
-            write_atomic(html_path, f"<!doctype html><h1>Validation of {spec.name}: FAILED</h1><pre>{_escape(str(error))}</pre>")
-            context["ti"].xcom_push(key="validation", value={"success": False, "error": str(error), "report_html": str(html_path)})
+            write_atomic(
+                json_path,
+                json.dumps({"model": spec.name, "window": str(window), "success": False, "error": str(error)}),
+            )
+            write_atomic(
+                html_path, f"<!doctype html><h1>Validation of {spec.name}: FAILED</h1><pre>{_escape(str(error))}</pre>"
+            )
+            context["ti"].xcom_push(
+                key="validation", value={"success": False, "error": str(error), "report_html": str(html_path)}
+            )
             raise
         outcome = validate_frame(data.frame, spec, window)
         write_atomic(json_path, json.dumps({**outcome.to_dict(), "files": list(data.files)}, indent=2, default=str))
@@ -58,7 +65,9 @@ class ValidateDataOperator(BaseOperator):
             self.log.warning("validation warning: %s", warning.describe())
         if not outcome.success:
             raise DataValidationError(failure_message(outcome, html_path))
-        self.log.info("validation passed: %d rows, %d expectations, report %s", outcome.rows, len(outcome.results), html_path)
+        self.log.info(
+            "validation passed: %d rows, %d expectations, report %s", outcome.rows, len(outcome.results), html_path
+        )
         return summary
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -55,7 +56,7 @@ def test_every_dag_has_tags_owner_retries_and_a_deliberate_schedule(bag):
 def test_retraining_chain_and_pools(bag):
     dag = bag.dags["retrain_churn"]
     assert [t.task_id for t in dag.topological_sort()] == CHAIN
-    for upstream, downstream in zip(CHAIN, CHAIN[1:], strict=False):
+    for upstream, downstream in itertools.pairwise(CHAIN):
         assert dag.get_task(upstream).downstream_task_ids == {downstream}
     assert dag.get_task("train").pool == "retrain_training"
     assert dag.get_task("promote").pool == "retrain_promotion"
@@ -76,7 +77,9 @@ def test_trigger_form_params_have_titles_and_descriptions(bag):
 def test_a_bad_spec_gives_a_clear_error_and_does_not_break_the_others(tmp_path):
     shutil.copy(REPO / "include" / "models" / "churn.yaml", tmp_path / "churn.yaml")
     (tmp_path / "broken.yaml").write_text(
-        (REPO / "include" / "models" / "churn.yaml").read_text().replace("name: churn", "name: broken")
+        (REPO / "include" / "models" / "churn.yaml")
+        .read_text()
+        .replace("name: churn", "name: broken")
         .replace("lookback_days: 56", "lookback_days: fifty-six")
     )
     bag = dagbag(tmp_path)
@@ -95,6 +98,10 @@ def test_parsing_imports_no_heavy_library():
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO / "include")])}
     out = subprocess.run(
-        [sys.executable, "-c", code, str(REPO / "dags" / "retrain_models.py")], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code, str(REPO / "dags" / "retrain_models.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []

@@ -47,7 +47,7 @@ class MlflowServer:
 
     def start(self) -> MlflowServer:
         self.root.mkdir(parents=True, exist_ok=True)
-        log = open(self.root / "server.log", "ab")  # noqa: SIM115 - closed with the process
+        log = open(self.root / "server.log", "ab")
         self.process = subprocess.Popen(
             [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port),
              "--backend-store-uri", f"sqlite:///{self.root}/mlflow.db",

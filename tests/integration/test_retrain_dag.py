@@ -51,14 +51,17 @@ def test_first_run_trains_registers_and_promotes(spec_dir, registry):
     run = registry.get_run(champion.run_id)
     assert run.data.metrics["roc_auc"] > 0.6
     assert {i.dataset.digest for i in run.inputs.dataset_inputs} == {
-        tags[reg.TAG_TRAIN_HASH][:32], tags[reg.TAG_HOLDOUT_HASH][:32]
+        tags[reg.TAG_TRAIN_HASH][:32],
+        tags[reg.TAG_HOLDOUT_HASH][:32],
     }
     artifact_paths = {a.path for a in registry.list_artifacts(champion.run_id, "reports")}
     assert {"reports/validation.html", "reports/evaluation.html", "reports/evaluation.json"} <= artifact_paths
 
     partitions = sorted(p.name for p in (artifacts(name) / "features").iterdir())
     assert partitions == ["end_date=2025-05-01"]
-    evaluation = json.loads(next((artifacts(name) / "reports" / "end_date=2025-05-01").glob("*/evaluation.json")).read_text())
+    evaluation = json.loads(
+        next((artifacts(name) / "reports" / "end_date=2025-05-01").glob("*/evaluation.json")).read_text()
+    )
     assert evaluation["promote"] is True and evaluation["champion_version_at_evaluation"] is None
 
 
@@ -129,7 +132,9 @@ def test_concurrent_alias_change_is_detected_and_nothing_changes(spec_dir, regis
     from retrain.errors import PromotionConflictError
 
     # Evaluation saw no champion; meanwhile v1 became champion: promoting v2 must refuse.
-    with pytest.raises(PromotionConflictError, match="points to version 1 but evaluation compared against version None"):
+    with pytest.raises(
+        PromotionConflictError, match="points to version 1 but evaluation compared against version None"
+    ):
         reg.promote(registry, name, "2", expected_champion=None)
     assert reg.aliases(registry, name) == {reg.CHAMPION_ALIAS: "1", reg.PREVIOUS_ALIAS: None}
 

@@ -49,14 +49,19 @@ def test_truncated_parquet(folder):
 
 
 def test_corrupt_csv(folder):
-    (folder / "late.csv").write_bytes(b"event_time,churned\n\xff\xfe\x00garbage,\"unterminated\n")
+    (folder / "late.csv").write_bytes(b'event_time,churned\n\xff\xfe\x00garbage,"unterminated\n')
     with pytest.raises(DataError, match=r"late.csv: cannot read as CSV"):
         read_window(spec_at(folder), WINDOW)
 
 
 def test_timestamp_that_does_not_parse(folder):
-    pd.DataFrame({"event_time": ["2025-04-02", "yesterday", "soon"], "churned": [0, 1, 0]}).to_csv(folder / "late.csv", index=False)
-    with pytest.raises(DataError, match=r"late.csv: column 'event_time' has 2 value\(s\) that do not parse.*rule: timestamps must parse"):
+    pd.DataFrame({"event_time": ["2025-04-02", "yesterday", "soon"], "churned": [0, 1, 0]}).to_csv(
+        folder / "late.csv", index=False
+    )
+    with pytest.raises(
+        DataError,
+        match=r"late.csv: column 'event_time' has 2 value\(s\) that do not parse.*rule: timestamps must parse",
+    ):
         read_window(spec_at(folder), WINDOW)
 
 

@@ -57,7 +57,9 @@ def test_every_file_the_dockerfile_copies_exists_and_is_in_the_build_context():
         sources = [part for part in arg.split() if not part.startswith("--")][:-1]
         for source in sources:
             assert (REPO / source).exists(), f"Dockerfile copies {source}, which does not exist"
-            assert any(source == a or source.startswith(a + "/") for a in allowed), f"{source} is excluded by .dockerignore"
+            assert any(source == a or source.startswith(a + "/") for a in allowed), (
+                f"{source} is excluded by .dockerignore"
+            )
 
 
 def test_pip_installs_exactly_requirements_txt_and_the_project_without_extra_packages():

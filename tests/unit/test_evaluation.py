@@ -23,7 +23,9 @@ def _rows(n: int) -> np.ndarray:
     return np.arange(n).reshape(-1, 1)
 
 
-@pytest.mark.parametrize("metric", ["roc_auc", "average_precision", "neg_log_loss", "accuracy", "f1", "balanced_accuracy"])
+@pytest.mark.parametrize(
+    "metric", ["roc_auc", "average_precision", "neg_log_loss", "accuracy", "f1", "balanced_accuracy"]
+)
 @pytest.mark.parametrize("model", [LogisticRegression(), HistGradientBoostingClassifier(max_iter=20)])
 def test_cached_predictions_score_exactly_like_the_model(metric, model):
     X, y = make_classification(400, random_state=0)
@@ -37,7 +39,9 @@ def test_cached_predictions_score_exactly_like_the_model(metric, model):
 def test_cached_predictions_for_regression(metric):
     X, y = make_regression(300, random_state=0)
     model = LinearRegression().fit(X, y)
-    assert get_scorer(metric)(cache_predictions(model, X, False), _rows(len(y)), y) == pytest.approx(get_scorer(metric)(model, X, y))
+    assert get_scorer(metric)(cache_predictions(model, X, False), _rows(len(y)), y) == pytest.approx(
+        get_scorer(metric)(model, X, y)
+    )
 
 
 def test_bootstrap_is_seeded_and_sees_a_real_difference():
@@ -93,5 +97,5 @@ def test_compare_scores_slices_and_is_json_safe():
 
 def test_unknown_metric_is_named():
     broken = parse_spec({**SPEC.model_dump(mode="json"), "evaluation": {"metric": "log_loss"}})
-    with pytest.raises(ValueError, match="field 'evaluation.metric': 'log_loss' is not a scikit-learn scorer name"):
+    with pytest.raises(ValueError, match=r"field 'evaluation\.metric': 'log_loss' is not a scikit-learn scorer name"):
         check_metric_names(broken)

@@ -101,6 +101,7 @@ def test_partition_is_written_atomically_and_replaced_on_rerun(tmp_path):
     assert sorted(p.name for p in (tmp_path / "features").iterdir()) == [window.partition]
     loaded_train, loaded_holdout, manifest = read_partition(target)
     pd.testing.assert_frame_equal(loaded_train, train)
+    pd.testing.assert_frame_equal(loaded_holdout, holdout)
     assert manifest["input_hash"] == first.input_hash and manifest["window"] == window.to_dict()
 
 
@@ -138,7 +139,9 @@ def test_stale_temporaries_are_cleaned(tmp_path):
 def test_estimator_params_are_checked_against_the_signature():
     assert estimator_params(SPEC)["random_state"] == SPEC.model.random_state
     assert estimator_params(SPEC, {"max_iter": 5})["max_iter"] == 5
-    with pytest.raises(SpecError, match=r"\['n_trees'\] not accepted by sklearn.ensemble.HistGradientBoostingClassifier"):
+    with pytest.raises(
+        SpecError, match=r"\['n_trees'\] not accepted by sklearn.ensemble.HistGradientBoostingClassifier"
+    ):
         estimator_params(SPEC, {"n_trees": 5})
 
 

@@ -98,7 +98,12 @@ def test_labels_identify_dag_task_run_and_model_and_are_valid_label_values():
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("scheduled__2025-05-01T02:00:00+00:00", "scheduled__2025-05-01T02-00-00-00-00"), ("--x--", "x"), ("", "none"), ("a" * 80, "a" * 63)],
+    [
+        ("scheduled__2025-05-01T02:00:00+00:00", "scheduled__2025-05-01T02-00-00-00-00"),
+        ("--x--", "x"),
+        ("", "none"),
+        ("a" * 80, "a" * 63),
+    ],
 )
 def test_label_value_is_always_a_valid_kubernetes_label(raw, expected):
     assert label_value(raw) == expected

@@ -16,7 +16,9 @@ PATTERNS = {
     "Slack token": re.compile(r"xox[baprs]-[A-Za-z0-9-]{10,}"),
     # A variable reference ($VAR, ${VAR}, <placeholder>) in place of the password is not a credential.
     "credential in URL": re.compile(r"[a-z]+://[^/\s:@'\"$]+:[^/\s:@'\"${}<>]{3,}@"),
-    "assigned secret": re.compile(r"(?i)\b(password|passwd|secret|api_key|token)\b\s*[:=]\s*['\"][^'\"\s{}$<>]{6,}['\"]"),
+    "assigned secret": re.compile(
+        r"(?i)\b(password|passwd|secret|api_key|token)\b\s*[:=]\s*['\"][^'\"\s{}$<>]{6,}['\"]"
+    ),
 }
 # Test files contain the patterns on purpose (this one) or throwaway local values.
 SKIP = {"tests/unit/test_no_secrets.py"}

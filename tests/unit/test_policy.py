@@ -18,19 +18,29 @@ FLOOR, MIN_IMPROVEMENT, MAX_SLICE = 0.6, 0.01, 0.05
 def comparison(challenger: float, champion: float | None, baseline: float = 0.5, slice_loss: float = 0.0,
                boot_low: float | None = 0.02) -> Comparison:  # fmt: skip
     slices = {"plan": {"basic": challenger - slice_loss, "premium": challenger}}
-    champion_scores = None if champion is None else ModelScores(champion, {}, {"plan": {"basic": challenger, "premium": challenger}})
-    boot = None if boot_low is None or champion is None else BootstrapResult(boot_low + 0.01, boot_low, boot_low + 0.02, 0.95, 100)
+    champion_scores = (
+        None if champion is None else ModelScores(champion, {}, {"plan": {"basic": challenger, "premium": challenger}})
+    )
+    boot = (
+        None
+        if boot_low is None or champion is None
+        else BootstrapResult(boot_low + 0.01, boot_low, boot_low + 0.02, 0.95, 100)
+    )
     return Comparison("roc_auc", ModelScores(challenger, {}, slices), champion_scores, baseline, boot, 1000)
 
 
 def policy(**overrides) -> PromotionSpec:
-    return PromotionSpec(**{"min_improvement": MIN_IMPROVEMENT, "min_score": FLOOR, "max_slice_regression": MAX_SLICE, **overrides})
+    return PromotionSpec(
+        **{"min_improvement": MIN_IMPROVEMENT, "min_score": FLOOR, "max_slice_regression": MAX_SLICE, **overrides}
+    )
 
 
 CASES = list(itertools.product([True, False], repeat=7))
 
 
-@pytest.mark.parametrize(("has_champion", "floor_ok", "baseline_ok", "improves", "slices_ok", "significant_required", "forced"), CASES)
+@pytest.mark.parametrize(
+    ("has_champion", "floor_ok", "baseline_ok", "improves", "slices_ok", "significant_required", "forced"), CASES
+)
 def test_truth_table(has_champion, floor_ok, baseline_ok, improves, slices_ok, significant_required, forced):
     challenger = 0.80 if floor_ok else 0.55
     baseline = challenger - 0.1 if baseline_ok else challenger + 0.01

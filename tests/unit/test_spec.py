@@ -30,7 +30,14 @@ def minimal() -> dict:
 def test_demo_spec_parses_with_every_section():
     spec = load_spec(REPO / "include" / "models" / "churn.yaml")
     assert spec.dag_id == "retrain_churn"
-    assert spec.features.columns == ("tenure_months", "monthly_spend", "support_tickets", "sessions_last_week", "plan", "region")
+    assert spec.features.columns == (
+        "tenure_months",
+        "monthly_spend",
+        "support_tickets",
+        "sessions_last_week",
+        "plan",
+        "region",
+    )
     assert spec.input_columns[0] == "event_time" and spec.input_columns[-1] == "churned"
     assert spec.evaluation.slices == ("plan",)
     assert spec.promotion.min_improvement == 0.002

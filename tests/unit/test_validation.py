@@ -41,7 +41,9 @@ def test_good_data_passes(good):
 def test_missing_column_is_named(good):
     outcome = validate_frame(good.drop(columns=["plan"]), SMALL, WINDOW)
     assert not outcome.success
-    assert "FAILED expect_column_to_exist(column='plan'): column 'plan' is missing from the data" in failure_message(outcome)
+    assert "FAILED expect_column_to_exist(column='plan'): column 'plan' is missing from the data" in failure_message(
+        outcome
+    )
 
 
 def test_extra_column_fails_or_warns_per_policy(good):
@@ -72,7 +74,9 @@ def test_nulls_in_target(good):
 def test_timestamp_outside_window(good):
     frame = good.copy()
     frame.loc[frame.index[0], "event_time"] = frame["event_time"].iloc[0] - dt.timedelta(days=400)
-    assert "expect_column_values_to_be_between(column='event_time'" in failure_message(validate_frame(frame, SMALL, WINDOW))
+    assert "expect_column_values_to_be_between(column='event_time'" in failure_message(
+        validate_frame(frame, SMALL, WINDOW)
+    )
 
 
 def test_empty_window(good):
