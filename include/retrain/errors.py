@@ -27,3 +27,7 @@ class RegistryError(RetrainError):
 
 class PromotionConflictError(RegistryError):
     """The champion alias moved between evaluation and promotion."""
+
+
+class RollbackRefusedError(RegistryError):
+    """A rollback was refused by rule (no target, not vetted, not READY): retrying cannot help."""

@@ -107,24 +107,24 @@ def rollback(mlflow_client: MlflowClient, model_name: str, target_version: str |
     """
     import datetime as dt
 
-    from retrain.errors import RegistryError
+    from retrain.errors import RollbackRefusedError
 
     current = _alias_version(mlflow_client, model_name, CHAMPION_ALIAS)
     target = str(target_version) if target_version else _alias_version(mlflow_client, model_name, PREVIOUS_ALIAS)
     if target is None:
-        raise RegistryError(
+        raise RollbackRefusedError(
             f"model {model_name}: no target version given and no '{PREVIOUS_ALIAS}' alias to roll back to"
         )
     if target == current:
-        raise RegistryError(f"model {model_name}: version {target} is already '{CHAMPION_ALIAS}'")
+        raise RollbackRefusedError(f"model {model_name}: version {target} is already '{CHAMPION_ALIAS}'")
     mv = mlflow_client.get_model_version(model_name, target)
     if (mv.tags or {}).get(TAG_PASSED_EVALUATION) != "true":
-        raise RegistryError(
+        raise RollbackRefusedError(
             f"model {model_name} version {target} never passed evaluation (tag {TAG_PASSED_EVALUATION} is not 'true');"
             " rollback only restores versions that were promoted by policy"
         )
     if mv.status != "READY":
-        raise RegistryError(f"model {model_name} version {target} has status {mv.status}")
+        raise RollbackRefusedError(f"model {model_name} version {target} has status {mv.status}")
     mlflow_client.set_registered_model_alias(model_name, CHAMPION_ALIAS, target)
     if current is not None:
         mlflow_client.set_registered_model_alias(model_name, PREVIOUS_ALIAS, current)

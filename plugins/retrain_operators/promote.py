@@ -6,7 +6,9 @@ import datetime as dt
 from typing import Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
 
+from retrain.errors import RollbackRefusedError
 from retrain_operators import common
 from retrain_operators.notify import promotion_notifiers
 
@@ -70,10 +72,14 @@ class RollbackOperator(BaseOperator):
         target = params.get("target_version")
         reason = (params.get("reason") or "").strip()
         if not reason:
-            raise ValueError("param 'reason' is required: say why you roll back (it is recorded on the version)")
+            raise AirflowFailException("param 'reason' is required: say why you roll back (it is recorded on the version)")
         dag_run = context.get("dag_run")
         actor = getattr(dag_run, "triggering_user_name", None) or "unknown"
         common.tracking_uri()
-        result = reg.rollback(reg.client(), model, str(target) if target not in (None, "") else None, reason, actor)
+        try:
+            result = reg.rollback(reg.client(), model, str(target) if target not in (None, "") else None, reason, actor)
+        except RollbackRefusedError as refused:
+            # A refusal is a rule, not a hiccup: fail now instead of retrying (retries are for the registry being down).
+            raise AirflowFailException(str(refused)) from refused
         self.log.info("ROLLED BACK %s: champion %s -> %s by %s: %s", model, result["from"], result["to"], actor, reason)
         return result

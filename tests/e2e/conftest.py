@@ -1,0 +1,129 @@
+"""The real local stack for end-to-end tests: `scripts/stack.sh` starts the Airflow API server,
+scheduler, DAG processor, triggerer and an MLflow server on free loopback ports; always stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.integration.conftest import REPO, free_port, write_spec
+
+E2E_MODEL = "e2e_churn"
+BROKEN_MODEL = "e2e_broken"
+ARTIFACTS = REPO / "test-artifacts" / "e2e"
+TERMINAL = {"success", "failed"}
+
+
+@dataclass
+class Stack:
+    api: str
+    mlflow: str
+    user: str
+    password: str
+    token: str
+    home: Path
+
+    def request(self, method: str, path: str, body: dict | None = None) -> dict:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.api}{path}",
+            data=data,
+            method=method,
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json", "Accept": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as error:
+            raise AssertionError(f"{method} {path}: HTTP {error.code}: {error.read()[:500]!r}") from None
+
+    def wait_for_dags(self, *dag_ids: str, timeout: float = 180) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            dags = {d["dag_id"]: d for d in self.request("GET", "/api/v2/dags?limit=100")["dags"]}
+            if set(dag_ids) <= set(dags):
+                return dags
+            if time.monotonic() > deadline:
+                raise AssertionError(f"DAGs {dag_ids} not parsed after {timeout}s; have {sorted(dags)}")
+            time.sleep(2)
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 600) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+            if run["state"] in TERMINAL:
+                return run
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{dag_id}/{run_id} still {run['state']} after {timeout}s")
+            time.sleep(3)
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
+        items = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        return {ti["task_id"]: ti["state"] for ti in items}
+
+
+def token_for(api: str, user: str, password: str) -> str:
+    request = urllib.request.Request(
+        f"{api}/auth/token",
+        data=json.dumps({"username": user, "password": password}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())["access_token"]
+
+
+def broken_data(folder: Path) -> Path:
+    """One month of the demo data with labels missing and an unknown region: validation must fail."""
+    folder.mkdir(parents=True)
+    rows = pd.read_parquet(REPO / "include" / "data" / "demo" / "events_2025-04.parquet")
+    rows.loc[rows.index[:500], "churned"] = None
+    rows.loc[rows.index[:50], "region"] = "n0rth"
+    rows.to_parquet(folder / "events_2025-04.parquet", index=False)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stack")
+    specs = root / "specs"
+    specs.mkdir()
+    # Manual-only DAGs (no cron): unpausing them must not start a scheduled run for today.
+    write_spec(specs, E2E_MODEL, **{"schedule.cron": None})
+    write_spec(
+        specs,
+        BROKEN_MODEL,
+        **{"schedule.cron": None, "data.uri": str(broken_data(root / "broken")), "data.lookback_days": 28},
+    )
+    env = {
+        **os.environ,
+        "STACK_DIR": str(root),
+        "AIRFLOW_PORT": str(free_port()),
+        "MLFLOW_PORT": str(free_port()),
+        "RETRAIN_SPECS_DIR": str(specs),
+        "RETRAIN_ARTIFACTS_ROOT": str(root / "artifacts"),
+    }
+    env.pop("AIRFLOW_HOME", None)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    stack_sh = ["bash", str(REPO / "scripts" / "stack.sh")]
+    started = subprocess.run([*stack_sh, "start"], env=env, capture_output=True, text=True, timeout=400)
+    try:
+        assert started.returncode == 0, f"stack.sh start failed:\n{started.stdout}\n{started.stderr}"
+        api = f"http://127.0.0.1:{env['AIRFLOW_PORT']}"
+        home = root / "airflow"
+        password = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
+        yield Stack(api, f"http://127.0.0.1:{env['MLFLOW_PORT']}", "admin", password, token_for(api, "admin", password), home)
+    finally:
+        subprocess.run([*stack_sh, "stop"], env=env, capture_output=True, timeout=120)
+        for log in (root / "logs").glob("*.log"):
+            (ARTIFACTS / log.name).write_bytes(log.read_bytes()[-200_000:])

@@ -1,0 +1,115 @@
+"""End to end, as users run it: the real Airflow API server, scheduler and UI in a real browser,
+with a real MLflow server. Assertions are on task states and on the registry, not on exit codes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+
+import pytest
+from mlflow import MlflowClient
+
+from retrain.registry import CHAMPION_ALIAS
+from tests.e2e.conftest import ARTIFACTS, BROKEN_MODEL, E2E_MODEL
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+CHAIN = ["validate_data", "check_drift", "build_features", "train", "evaluate", "promote"]
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+
+
+def trigger(stack, dag_id: str, conf: dict) -> str:
+    stack.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+    # No logical date, as the UI does by default: the window end comes from conf (the form's end_date).
+    run = stack.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})
+    return run["dag_run_id"]
+
+
+def test_rest_lists_dags_triggers_a_retraining_and_the_registry_has_a_champion(stack):
+    dags = stack.wait_for_dags(f"retrain_{E2E_MODEL}", f"retrain_{BROKEN_MODEL}", "retrain_rollback")
+    assert "retrain" in {tag["name"] for tag in dags[f"retrain_{E2E_MODEL}"]["tags"]}
+    run_id = trigger(stack, f"retrain_{E2E_MODEL}", {"end_date": "2025-05-01"})
+    run = stack.wait_for_run(f"retrain_{E2E_MODEL}", run_id)
+    states = stack.task_states(f"retrain_{E2E_MODEL}", run_id)
+    assert run["state"] == "success", states
+    assert states == dict.fromkeys(CHAIN, "success")
+    champion = MlflowClient(stack.mlflow).get_model_version_by_alias(E2E_MODEL, CHAMPION_ALIAS)
+    assert champion.version == "1"
+    assert champion.tags["airflow.run_id"] == run_id
+    assert champion.tags["retrain.window_end"] == "2025-05-01"
+
+
+def test_a_run_that_fails_validation_shows_why_in_the_task_log(stack):
+    dag_id = f"retrain_{BROKEN_MODEL}"
+    stack.wait_for_dags(dag_id)
+    run_id = trigger(stack, dag_id, {"end_date": "2025-05-01"})
+    run = stack.wait_for_run(dag_id, run_id)
+    states = stack.task_states(dag_id, run_id)
+    assert run["state"] == "failed"
+    assert states["validate_data"] == "failed"
+    assert {states[t] for t in CHAIN[1:]} == {"upstream_failed"}
+    log = stack.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/validate_data/logs/1?full_content=true")
+    text = json.dumps(log)
+    (ARTIFACTS / "validate_data.log.json").write_text(text)
+    assert "DataValidationError" in text
+    assert "expect_column_values_to_not_be_null" in text and "churned" in text
+    assert "expect_column_values_to_be_in_set" in text and "n0rth" in text
+    assert not MlflowClient(stack.mlflow).search_model_versions(f"name='{BROKEN_MODEL}'")
+
+
+def test_browser_login_trigger_form_shows_every_param_and_the_run_succeeds(stack):
+    from playwright.sync_api import expect, sync_playwright
+
+    from retrain.spec import load_spec
+    from retrain_operators.dag_factory import trigger_params
+    from tests.integration.conftest import REPO
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    dag_id = f"retrain_{E2E_MODEL}"
+    stack.wait_for_dags(dag_id)
+    before = {r["dag_run_id"] for r in stack.request("GET", f"/api/v2/dags/{dag_id}/dagRuns")["dag_runs"]}
+    params = trigger_params(load_spec(REPO / "include" / "models" / "churn.yaml"))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(f"{stack.api}/dags/{dag_id}")
+            page.get_by_label("Username").fill(stack.user)
+            page.get_by_label("Password").fill(stack.password)
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(f"**/dags/{dag_id}**", timeout=60_000)
+            page.screenshot(path=ARTIFACTS / "1-dag-page.png")
+            page.get_by_role("button", name="Trigger").first.click()
+            dialog = page.get_by_role("dialog")
+            expect(dialog).to_be_visible(timeout=30_000)
+            parameters = dialog.get_by_text("Run Parameters")
+            if parameters.count():
+                parameters.first.click()
+            for param in params.values():
+                expect(dialog.get_by_text(param.schema["title"], exact=True).first).to_be_visible(timeout=15_000)
+                expect(dialog.get_by_text(param.description, exact=False).first).to_be_attached()
+            page.screenshot(path=ARTIFACTS / "2-trigger-form.png", full_page=True)
+            end_date = dialog.locator("#element_end_date, input[name='end_date']").first
+            if end_date.count():
+                end_date.fill("2025-05-02")
+            dialog.get_by_role("button", name="Trigger").last.click()
+            expect(dialog).to_be_hidden(timeout=30_000)
+            new_runs: set[str] = set()
+            deadline = dt.datetime.now() + dt.timedelta(seconds=60)
+            while not new_runs and dt.datetime.now() < deadline:
+                runs = stack.request("GET", f"/api/v2/dags/{dag_id}/dagRuns")["dag_runs"]
+                new_runs = {r["dag_run_id"] for r in runs} - before
+                page.wait_for_timeout(1000)
+            assert len(new_runs) == 1, "submitting the form must create exactly one run"
+            (run_id,) = new_runs
+            run = stack.wait_for_run(dag_id, run_id)
+            assert run["state"] == "success", stack.task_states(dag_id, run_id)
+            assert set(stack.task_states(dag_id, run_id)) == set(CHAIN)
+            page.goto(f"{stack.api}/dags/{dag_id}/runs/{run_id}")
+            expect(page.get_by_text("success").first).to_be_visible(timeout=30_000)
+            page.screenshot(path=ARTIFACTS / "3-run-succeeded.png", full_page=True)
+        finally:
+            browser.close()

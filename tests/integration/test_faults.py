@@ -1,0 +1,125 @@
+"""Faults with real components: the MLflow server really stops (and restarts on the same store).
+
+Promise under test: whatever fails, the champion is a model that passed every gate, nothing is
+registered twice, and a rerun completes what was interrupted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+
+import pytest
+from mlflow import MlflowClient
+
+from retrain import registry as reg
+from retrain.data import read_window
+from retrain.features import prepare_frame, split, write_partition
+from retrain.invocation import AirflowIds, training_invocation
+from retrain.spec import load_spec
+from retrain.window import Window
+from tests.integration.conftest import MlflowServer, run_dag, write_spec
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.usefixtures("airflow_db")]
+ALL = ["validate_data", "check_drift", "build_features", "train", "evaluate", "promote"]
+
+
+@pytest.fixture
+def own_server(tmp_path):
+    """A server this test may stop and restart (same port, same store); the env points at it."""
+    server = MlflowServer(tmp_path / "mlflow").start()
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = server.uri
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "2"
+    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
+    yield server
+    server.stop()
+    if previous is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = previous
+
+
+def restart(server: MlflowServer) -> MlflowServer:
+    return MlflowServer(server.root, server.port).start()
+
+
+def test_registry_down_during_a_run_fails_it_changes_nothing_and_a_rerun_completes(spec_dir, own_server):
+    spec_path = write_spec(spec_dir)
+    name = spec_path.stem
+    states, _ = run_dag(spec_path, dt.date(2025, 5, 1))
+    assert states == dict.fromkeys(ALL, "success")
+
+    own_server.stop()
+    states, _ = run_dag(spec_path, dt.date(2025, 5, 2))
+    assert states["validate_data"] == "success"  # validation needs no registry
+    assert states["check_drift"] == "failed"  # the champion's reference data lives in MLflow
+    assert {states[t] for t in ALL[2:]} == {"upstream_failed"}
+
+    server = restart(own_server)
+    client = MlflowClient(server.uri)
+    assert reg.aliases(client, name) == {"champion": "1", "previous": None}
+    assert [v.version for v in client.search_model_versions(f"name='{name}'")] == ["1"]
+
+    states, _ = run_dag(spec_path, dt.date(2025, 5, 2))
+    assert {states[t] for t in ALL[:5]} == {"success"}
+    versions = {v.version: v for v in client.search_model_versions(f"name='{name}'")}
+    assert set(versions) == {"1", "2"}
+    assert versions["2"].tags[reg.TAG_DECISION] in {"promoted", "declined"}
+
+
+def test_registry_down_between_the_two_alias_writes_then_a_rerun_completes_the_promotion(spec_dir, own_server):
+    spec_path = write_spec(spec_dir)
+    name = spec_path.stem
+    run_dag(spec_path, dt.date(2025, 5, 1))
+    states, _ = run_dag(spec_path, dt.date(2025, 5, 2), dry_run=True)
+    assert states["promote"] == "skipped"
+    assert reg.aliases(MlflowClient(own_server.uri), name) == {"champion": "1", "previous": None}
+
+    class ServerDiesAfterFirstWrite(MlflowClient):
+        def set_registered_model_alias(self, *args, **kwargs):
+            super().set_registered_model_alias(*args, **kwargs)
+            own_server.stop()
+
+    with pytest.raises(Exception, match=r"previous|Max retries|Connection|API request"):
+        reg.promote(ServerDiesAfterFirstWrite(own_server.uri), name, "2", expected_champion="1")
+
+    server = restart(own_server)
+    client = MlflowClient(server.uri)
+    # Interrupted after the first write: champion moved, previous not yet. The task fails (and is retried).
+    assert reg.aliases(client, name) == {"champion": "2", "previous": None}
+    assert reg.promote(client, name, "2", expected_champion="1") == {"champion": "2", "previous": "1"}
+    # A third attempt is a no-op that reads back the same state.
+    assert reg.promote(client, name, "2", expected_champion="1") == {"champion": "2", "previous": "1"}
+
+
+def test_training_with_the_registry_down_fails_clearly_and_writes_no_result(spec_dir, tmp_path, own_server):
+    spec = load_spec(write_spec(spec_dir, **{"model.params": {"max_iter": 20}}))
+    window = Window.ending(dt.date(2025, 5, 1), spec.data)
+    frame = prepare_frame(read_window(spec, window, columns=[*spec.features.columns, spec.target]).frame, spec)
+    partition = write_partition(*split(frame, spec, window), tmp_path / "features" / window.partition, window)
+    own_server.stop()
+    result = tmp_path / "return.json"
+    invocation = training_invocation(
+        spec,
+        features_dir=str(partition.path),
+        window_end="2025-05-01",
+        ids=AirflowIds(dag_id=spec.dag_id, run_id="manual__registry_down", task_id="train"),
+        result_path=str(result),
+    )
+    done = subprocess.run(
+        invocation.command(sys.executable),
+        env={**os.environ, **invocation.env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1
+    assert "training failed" in done.stdout
+    assert own_server.uri.removeprefix("http://") in done.stdout, "the message must name the registry it could not reach"
+    assert not result.exists()
+    server = restart(own_server)
+    assert MlflowClient(server.uri).search_model_versions(f"name='{spec.name}'") == []
+    assert reg.aliases(MlflowClient(server.uri), spec.name) == {"champion": None, "previous": None}
