@@ -21,6 +21,9 @@ COPY --chown=airflow:0 dags /opt/airflow/dags
 COPY --chown=airflow:0 plugins /opt/airflow/plugins
 COPY --chown=airflow:0 include/models /opt/airflow/include/models
 COPY --chown=airflow:0 include/expectations /opt/airflow/include/expectations
+# Pools and default connections: `python /opt/airflow/scripts/apply_airflow_settings.py /opt/airflow/airflow_settings.yaml`.
+COPY --chown=airflow:0 airflow_settings.yaml /opt/airflow/airflow_settings.yaml
+COPY --chown=airflow:0 scripts/apply_airflow_settings.py /opt/airflow/scripts/apply_airflow_settings.py
 ENV RETRAIN_SPECS_DIR=/opt/airflow/include/models \
     RETRAIN_EXPECTATIONS_DIR=/opt/airflow/include/expectations \
     RETRAIN_ARTIFACTS_ROOT=/opt/airflow/retrain-artifacts \

@@ -23,6 +23,8 @@ export RETRAIN_SPECS_DIR=$root/include/models
 export RETRAIN_ARTIFACTS_ROOT=$demo/artifacts
 export RETRAIN_TRAINING_BACKEND=local
 export GX_ANALYTICS_ENABLED=False
+# MLflow's job runner (GenAI jobs, trace roll-ups; unused here) would fork a dozen worker processes.
+export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
 
 port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export MLFLOW_TRACKING_URI=http://127.0.0.1:$port

@@ -35,6 +35,8 @@ export RETRAIN_SPECS_DIR=${RETRAIN_SPECS_DIR:-$root/include/models}
 export RETRAIN_ARTIFACTS_ROOT=${RETRAIN_ARTIFACTS_ROOT:-$state/artifacts}
 export RETRAIN_TRAINING_BACKEND=${RETRAIN_TRAINING_BACKEND:-local}
 export GX_ANALYTICS_ENABLED=False
+# MLflow's job runner (GenAI jobs, trace roll-ups; unused here) would fork a dozen worker processes.
+export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
 
 alive() { [[ -f $pids/$1.pid ]] && kill -0 "$(cat "$pids/$1.pid")" 2>/dev/null; }
 

@@ -38,6 +38,11 @@ def wait_http(url: str, timeout: float = 60.0) -> None:
     raise TimeoutError(f"{url} did not answer within {timeout}s")
 
 
+def server_env() -> dict[str, str]:
+    # MLflow's job runner (GenAI evaluation jobs, trace roll-ups: unused here) forks a dozen huey workers.
+    return {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
 class MlflowServer:
     def __init__(self, root: Path, port: int | None = None) -> None:
         self.root = root
@@ -52,7 +57,7 @@ class MlflowServer:
             [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port),
              "--backend-store-uri", f"sqlite:///{self.root}/mlflow.db",
              "--artifacts-destination", str(self.root / "artifacts"), "--workers", "1"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=server_env(),
         )  # fmt: skip
         wait_http(f"{self.uri}/health")
         return self

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs every benchmark (not part of the tests), then renders benchmarks/README.md's results table
+# from benchmarks/results/*.json. Usage: bash benchmarks/run_all.sh [repetitions, default 3]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --dev >/dev/null
+repeat=${1:-3}
+export PYTHONPATH=$PWD:$PWD/include:$PWD/plugins GX_ANALYTICS_ENABLED=False AIRFLOW__CORE__LOAD_EXAMPLES=False
+cd benchmarks
+../.venv/bin/python parse_cost.py "$repeat"
+../.venv/bin/python scaling.py 100000,1000000,5000000 "$repeat"
+../.venv/bin/python orchestration.py 1000000 "$repeat"
+../.venv/bin/python render.py
