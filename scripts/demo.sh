@@ -2,7 +2,7 @@
 # The demo: a local, end-to-end retraining of the bundled churn model over four nights, on an
 # embedded default (SQLite Airflow metadata DB, a local MLflow server, the local training backend).
 #   night 1  2025-05-01  first model: becomes champion
-#   night 2  2025-05-02  a new challenger that is not better enough: declined, champion kept
+#   night 2  2025-05-02  a smaller model asked for in the trigger form: worse than the champion, declined
 #   night 3  2025-05-03  a broken upstream export (null labels, unknown region): validation stops the run
 #   night 4  2025-07-01  after the 2025-06-01 change point: drift reported, the retrained model is evaluated
 # Everything lives under .demo/ (recreated on each run); the MLflow server stops when the demo ends.
@@ -42,17 +42,18 @@ echo "== Airflow metadata DB and airflow_settings.yaml (AIRFLOW_HOME=.demo/airfl
 "$py" scripts/apply_airflow_settings.py airflow_settings.yaml
 
 night() {
-  local n=$1 date=$2 label=$3
+  local n=$1 date=$2 label=$3 conf=${4:-"{}"}
   echo
   echo "== night $n: $date ($label)"
   local started=$SECONDS status=0
-  "$root/.venv/bin/airflow" dags test retrain_churn "$date" >"$demo/logs/night-$n-$date.log" 2>&1 || status=$?
+  "$root/.venv/bin/airflow" dags test retrain_churn "$date" -c "$conf" >"$demo/logs/night-$n-$date.log" 2>&1 || status=$?
   echo "   airflow dags test exited $status in $((SECONDS - started))s (log: .demo/logs/night-$n-$date.log)"
   "$py" scripts/demo_report.py churn "$date" "$demo/logs/night-$n-$date.log"
 }
 
 night 1 2025-05-01 "first model"
-night 2 2025-05-02 "challenger vs champion"
+# Someone tries a much smaller model from the trigger form: it must not replace the champion.
+night 2 2025-05-02 "a weaker challenger, from the trigger form" '{"estimator_params": {"max_iter": 3, "max_leaf_nodes": 2}}'
 
 # A broken export lands next to the good files: labels missing, a region nobody knows.
 bad=$demo/bad-data/include/data/demo
@@ -74,5 +75,4 @@ night 4 2025-07-01 "after the change point"
 echo
 echo "== done. Registry, reports and runs:"
 "$py" scripts/demo_report.py churn --registry
-echo "   MLflow UI: .venv/bin/mlflow server --backend-store-uri sqlite:///$demo/mlflow/mlflow.db --artifacts-destination $demo/mlflow/artifacts --port 5000  (then http://127.0.0.1:5000)"
-echo "   Airflow UI on this demo's DB: AIRFLOW_HOME=$AIRFLOW_HOME bash scripts/stack.sh start"
+echo "   Airflow and MLflow UIs on this demo's runs and registry: STACK_DIR=.demo bash scripts/stack.sh start"

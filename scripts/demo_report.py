@@ -15,6 +15,10 @@ import sys
 from pathlib import Path
 
 
+
+def _v(version) -> str:
+    return "none" if version is None else f"v{version}"
+
 def task_states(dag_id: str, date: str) -> tuple[str, dict[str, str]]:
     from airflow.models import DagRun, TaskInstance
     from airflow.utils.session import create_session
@@ -40,7 +44,7 @@ def registry(model: str) -> None:
 
     client = MlflowClient()
     state = aliases(client, model)
-    print(f"   registry {model}: champion = v{state[CHAMPION_ALIAS]}, previous = v{state[PREVIOUS_ALIAS]}")
+    print(f"   registry {model}: champion = {_v(state[CHAMPION_ALIAS])}, previous = {_v(state[PREVIOUS_ALIAS])}")
     for mv in sorted(client.search_model_versions(f"name = '{model}'"), key=lambda v: int(v.version)):
         tags = mv.tags or {}
         score = tags.get("retrain.challenger_score") or "?"
@@ -75,7 +79,7 @@ def night(model: str, date: str, logfile: str) -> None:
             data = json.loads(evaluation.read_text())
             verdict = "PROMOTE" if data["promote"] else "DECLINE"
             print(
-                f"   decision: {verdict} v{data['model_version']} (champion at evaluation: v{data['champion_version_at_evaluation']})"
+                f"   decision: {verdict} v{data['model_version']} (champion at evaluation: {_v(data['champion_version_at_evaluation'])})"
             )
             for reason in data["reasons"]:
                 print(f"     - {reason}")

@@ -60,6 +60,13 @@ def features_dir(context: Any, spec: ModelSpec) -> Path:
     return model_artifacts_dir(spec.name) / "features" / resolve_window(context, spec).partition
 
 
+def without_retry(error: Exception) -> Exception:
+    """A gate's verdict on the data is not transient: fail the task now, retries would only delay the page."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    return AirflowFailException(f"{type(error).__name__}: {error}")
+
+
 def params(context: Any) -> dict[str, Any]:
     return dict(context.get("params") or {})
 

@@ -13,7 +13,7 @@ from retrain_operators import common
 class ValidateDataOperator(BaseOperator):
     """Validates the run's window and writes validation.json and validation.html under the run's report folder.
 
-    Pushes the result to XCom (key `validation`) *then* raises DataValidationError naming every failed
+    Pushes the result to XCom (key `validation`) *then* fails (no retry) with DataValidationError naming every failed
     expectation, or DataError (unreadable file, unparseable timestamp, missing data) as it came.
     """
 
@@ -64,7 +64,8 @@ class ValidateDataOperator(BaseOperator):
         for warning in outcome.warnings:
             self.log.warning("validation warning: %s", warning.describe())
         if not outcome.success:
-            raise DataValidationError(failure_message(outcome, html_path))
+            error = DataValidationError(failure_message(outcome, html_path))
+            raise common.without_retry(error) from error
         self.log.info(
             "validation passed: %d rows, %d expectations, report %s", outcome.rows, len(outcome.results), html_path
         )
