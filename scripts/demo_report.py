@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 
-
 def _v(version) -> str:
     return "none" if version is None else f"v{version}"
+
 
 def task_states(dag_id: str, date: str) -> tuple[str, dict[str, str]]:
     from airflow.models import DagRun, TaskInstance

@@ -72,7 +72,9 @@ class RollbackOperator(BaseOperator):
         target = params.get("target_version")
         reason = (params.get("reason") or "").strip()
         if not reason:
-            raise AirflowFailException("param 'reason' is required: say why you roll back (it is recorded on the version)")
+            raise AirflowFailException(
+                "param 'reason' is required: say why you roll back (it is recorded on the version)"
+            )
         dag_run = context.get("dag_run")
         actor = getattr(dag_run, "triggering_user_name", None) or "unknown"
         common.tracking_uri()

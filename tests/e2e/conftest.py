@@ -38,7 +38,11 @@ class Stack:
             f"{self.api}{path}",
             data=data,
             method=method,
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json", "Accept": "application/json"},
+            headers={
+                "Authorization": f"Bearer {self.token}",
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            },
         )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
@@ -122,7 +126,9 @@ def stack(tmp_path_factory):
         api = f"http://127.0.0.1:{env['AIRFLOW_PORT']}"
         home = root / "airflow"
         password = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
-        yield Stack(api, f"http://127.0.0.1:{env['MLFLOW_PORT']}", "admin", password, token_for(api, "admin", password), home)
+        yield Stack(
+            api, f"http://127.0.0.1:{env['MLFLOW_PORT']}", "admin", password, token_for(api, "admin", password), home
+        )
     finally:
         subprocess.run([*stack_sh, "stop"], env=env, capture_output=True, timeout=120)
         for log in (root / "logs").glob("*.log"):

@@ -51,7 +51,9 @@ def test_a_run_that_fails_validation_shows_why_in_the_task_log(stack):
     assert run["state"] == "failed"
     assert states["validate_data"] == "failed"
     assert {states[t] for t in CHAIN[1:]} == {"upstream_failed"}
-    log = stack.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/validate_data/logs/1?full_content=true")
+    log = stack.request(
+        "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/validate_data/logs/1?full_content=true"
+    )
     text = json.dumps(log)
     (ARTIFACTS / "validate_data.log.json").write_text(text)
     assert "DataValidationError" in text

@@ -118,7 +118,9 @@ def test_training_with_the_registry_down_fails_clearly_and_writes_no_result(spec
     )
     assert done.returncode == 1
     assert "training failed" in done.stdout
-    assert own_server.uri.removeprefix("http://") in done.stdout, "the message must name the registry it could not reach"
+    assert own_server.uri.removeprefix("http://") in done.stdout, (
+        "the message must name the registry it could not reach"
+    )
     assert not result.exists()
     server = restart(own_server)
     assert MlflowClient(server.uri).search_model_versions(f"name='{spec.name}'") == []
