@@ -90,8 +90,8 @@ def broken_data(folder: Path) -> Path:
     """One month of the demo data with labels missing and an unknown region: validation must fail."""
     folder.mkdir(parents=True)
     rows = pd.read_parquet(REPO / "include" / "data" / "demo" / "events_2025-04.parquet")
-    rows.loc[rows.index[:500], "churned"] = None
-    rows.loc[rows.index[:50], "region"] = "n0rth"
+    rows.loc[rows.index[-500:], "churned"] = None
+    rows.loc[rows.index[-50:], "region"] = "n0rth"
     rows.to_parquet(folder / "events_2025-04.parquet", index=False)
     return folder
 
