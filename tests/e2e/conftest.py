@@ -19,6 +19,7 @@ from tests.integration.conftest import REPO, free_port, write_spec
 
 E2E_MODEL = "e2e_churn"
 BROKEN_MODEL = "e2e_broken"
+BACKFILL_MODEL = "e2e_backfill"
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
 TERMINAL = {"success", "failed"}
 
@@ -108,6 +109,8 @@ def stack(tmp_path_factory):
         BROKEN_MODEL,
         **{"schedule.cron": None, "data.uri": str(broken_data(root / "broken")), "data.lookback_days": 28},
     )
+    # Nightly, for the backfill test; stays paused until that test unpauses it.
+    write_spec(specs, BACKFILL_MODEL, **{"schedule.cron": "0 2 * * *", "schedule.start_date": "2025-04-01"})
     env = {
         **os.environ,
         "STACK_DIR": str(root),

@@ -93,10 +93,16 @@ def test_browser_login_trigger_form_shows_every_param_and_the_run_succeeds(stack
             (ARTIFACTS / "trigger-form.aria.yaml").write_text(dialog.aria_snapshot())
             for param in params.values():
                 # Title and description shown together, in the field's own group.
-                field = dialog.get_by_role("group").filter(has_text=param.schema["title"]).filter(has_text=param.description)
+                field = (
+                    dialog.get_by_role("group")
+                    .filter(has_text=param.schema["title"])
+                    .filter(has_text=param.description)
+                )
                 expect(field.first).to_be_visible(timeout=15_000)
             page.screenshot(path=ARTIFACTS / "2-trigger-form.png", full_page=True)
-            end_date = dialog.get_by_role("group").filter(has_text=params["end_date"].schema["title"]).get_by_role("textbox")
+            end_date = (
+                dialog.get_by_role("group").filter(has_text=params["end_date"].schema["title"]).get_by_role("textbox")
+            )
             end_date.fill("2025-05-02")
             dialog.get_by_role("button", name="Trigger").last.click()
             expect(dialog).to_be_hidden(timeout=30_000)
