@@ -112,6 +112,7 @@ def read_window(spec: ModelSpec, window: Window, columns: Sequence[str] | None =
     """
     ts = spec.data.timestamp_column
     wanted = None if columns is None else list(dict.fromkeys([ts, *columns]))
+    required = wanted or list(spec.input_columns)
     parts: list[pd.DataFrame] = []
     used: list[str] = []
     for path in list_data_files(spec.data.uri, spec.data.format):
@@ -119,6 +120,13 @@ def read_window(spec: ModelSpec, window: Window, columns: Sequence[str] | None =
         stamps = parse_timestamps(frame, ts, path)
         mask = (stamps >= window.start) & (stamps < window.end)
         if mask.any():
+            missing = [c for c in required if c not in frame.columns]
+            if missing:
+                # Concatenating would fill the gap with nulls that a `mostly` expectation may let through.
+                raise DataError(
+                    f"{path}: missing column(s) {missing} that the spec needs"
+                    " (rule: every file with rows in the window has every input column)"
+                )
             selected = frame.loc[mask.to_numpy()].copy()
             selected[ts] = stamps[mask]
             parts.append(selected)

@@ -88,3 +88,11 @@ def test_csv_and_parquet_mix(folder):
     data = read_window(spec_at(folder), WINDOW)
     assert len(data.frame) == 95
     assert data.frame["event_time"].dt.tz is not None
+
+
+
+def test_a_file_missing_a_column_is_named_not_filled_with_nulls(folder):
+    late = pd.read_parquet(folder / "good.parquet").tail(50)
+    late.drop(columns=["monthly_spend"]).to_parquet(folder / "late.parquet", index=False)
+    with pytest.raises(DataError, match=r"late\.parquet: missing column\(s\) \['monthly_spend'\]"):
+        read_window(spec_at(folder), WINDOW)
