@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from retrain.errors import SpecError
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 DEFAULT_SPECS_DIR = Path(__file__).resolve().parents[1] / "models"
 
 # Estimators the spec may name. A spec is configuration, not code: an arbitrary import path
@@ -260,7 +261,9 @@ def load_spec(path: str | os.PathLike[str]) -> ModelSpec:
     except (OSError, UnicodeDecodeError) as error:
         raise SpecError(f"{path}: cannot read model spec: {error}") from None
     try:
-        document = yaml.safe_load(text)
+        # The C loader is the same safe loader (no Python object tags), about ten times faster to parse,
+        # which DAG parsing pays per spec file.
+        document = yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 - CSafeLoader/SafeLoader only
     except yaml.YAMLError as error:
         raise SpecError(f"{path}: not valid YAML: {error}") from None
     spec = parse_spec(document, source=str(path))

@@ -81,20 +81,28 @@ def airflow_db() -> Path:
     return home
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory):
-    server = MlflowServer(tmp_path_factory.mktemp("mlflow")).start()
+@contextlib.contextmanager
+def tracking(server: MlflowServer):
+    """Point MLflow clients (this process and the jobs it starts) at the server, then stop it."""
     previous = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = server.uri
     # Fail fast when a test stops the server on purpose, instead of MLflow's long default backoff.
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "2"
     os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
-    yield server
-    server.stop()
-    if previous is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = previous
+    try:
+        yield server
+    finally:
+        server.stop()
+        if previous is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    with tracking(MlflowServer(tmp_path_factory.mktemp("mlflow")).start()) as server:
+        yield server
 
 
 @pytest.fixture

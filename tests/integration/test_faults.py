@@ -20,7 +20,7 @@ from retrain.features import prepare_frame, split, write_partition
 from retrain.invocation import AirflowIds, training_invocation
 from retrain.spec import load_spec
 from retrain.window import Window
-from tests.integration.conftest import MlflowServer, run_dag, write_spec
+from tests.integration.conftest import MlflowServer, run_dag, tracking, write_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.usefixtures("airflow_db")]
 ALL = ["validate_data", "check_drift", "build_features", "train", "evaluate", "promote"]
@@ -29,21 +29,8 @@ ALL = ["validate_data", "check_drift", "build_features", "train", "evaluate", "p
 @pytest.fixture
 def own_server(tmp_path):
     """A server this test may stop and restart (same port, same store); the env points at it."""
-    server = MlflowServer(tmp_path / "mlflow").start()
-    previous = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = server.uri
-    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "2"
-    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
-    yield server
-    server.stop()
-    if previous is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = previous
-
-
-def restart(server: MlflowServer) -> MlflowServer:
-    return MlflowServer(server.root, server.port).start()
+    with tracking(MlflowServer(tmp_path / "mlflow").start()) as server:
+        yield server
 
 
 def test_registry_down_during_a_run_fails_it_changes_nothing_and_a_rerun_completes(spec_dir, own_server):
@@ -58,7 +45,7 @@ def test_registry_down_during_a_run_fails_it_changes_nothing_and_a_rerun_complet
     assert states["check_drift"] == "failed"  # the champion's reference data lives in MLflow
     assert {states[t] for t in ALL[2:]} == {"upstream_failed"}
 
-    server = restart(own_server)
+    server = own_server.start()  # same port, same store
     client = MlflowClient(server.uri)
     assert reg.aliases(client, name) == {"champion": "1", "previous": None}
     assert [v.version for v in client.search_model_versions(f"name='{name}'")] == ["1"]
@@ -86,7 +73,7 @@ def test_registry_down_between_the_two_alias_writes_then_a_rerun_completes_the_p
     with pytest.raises(Exception, match=r"previous|Max retries|Connection|API request"):
         reg.promote(ServerDiesAfterFirstWrite(own_server.uri), name, "2", expected_champion="1")
 
-    server = restart(own_server)
+    server = own_server.start()  # same port, same store
     client = MlflowClient(server.uri)
     # Interrupted after the first write: champion moved, previous not yet. The task fails (and is retried).
     assert reg.aliases(client, name) == {"champion": "2", "previous": None}
@@ -122,6 +109,6 @@ def test_training_with_the_registry_down_fails_clearly_and_writes_no_result(spec
         "the message must name the registry it could not reach"
     )
     assert not result.exists()
-    server = restart(own_server)
+    server = own_server.start()  # same port, same store
     assert MlflowClient(server.uri).search_model_versions(f"name='{spec.name}'") == []
     assert reg.aliases(MlflowClient(server.uri), spec.name) == {"champion": None, "previous": None}

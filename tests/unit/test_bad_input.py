@@ -90,7 +90,6 @@ def test_csv_and_parquet_mix(folder):
     assert data.frame["event_time"].dt.tz is not None
 
 
-
 def test_a_file_missing_a_column_is_named_not_filled_with_nulls(folder):
     late = pd.read_parquet(folder / "good.parquet").tail(50)
     late.drop(columns=["monthly_spend"]).to_parquet(folder / "late.parquet", index=False)

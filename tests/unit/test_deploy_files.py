@@ -34,7 +34,7 @@ def instructions(keyword: str) -> list[str]:
 
 def manifests() -> list[dict]:
     docs = []
-    for path in sorted(MANIFESTS.glob("*.yaml")):
+    for path in sorted(MANIFESTS.rglob("*.yaml")):
         docs += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
     return docs
 
@@ -106,7 +106,12 @@ def test_manifests_match_what_the_spec_asks_of_the_cluster():
     assert account["automountServiceAccountToken"] is False
     claims = {doc["metadata"]["name"] for doc in by_kind("PersistentVolumeClaim")}
     assert training.artifacts_pvc in claims
-    assert not by_kind("Secret"), "Secrets are created at deploy time, never committed"
+    (secret,) = by_kind("Secret")
+    assert secret["metadata"]["name"] == training.mlflow_secret
+    assert secret["metadata"]["namespace"] == training.namespace
+    assert "MLFLOW_TRACKING_URI" in secret["stringData"]
+    assert set(secret["stringData"].values()) == {""}, "the committed Secret is a shape: values stay empty"
+    assert "data" not in secret
 
 
 def test_the_launcher_role_grants_what_the_pod_operator_uses_and_nothing_cluster_wide():
