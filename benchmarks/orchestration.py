@@ -76,6 +76,8 @@ def main() -> None:
     airflow_home = work / "airflow"
     env = python_env(
         MLFLOW_TRACKING_URI=server.uri, AIRFLOW_HOME=str(airflow_home), RETRAIN_ARTIFACTS_ROOT=str(work / "artifacts"),
+        # dag.test() runs the DAGs serialized from the dags folder: its factory must see these specs.
+        RETRAIN_SPECS_DIR=str(work / "specs"),
         AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"), AIRFLOW__CORE__PLUGINS_FOLDER=str(REPO / "plugins"),
         GX_ANALYTICS_ENABLED="False",
     )  # fmt: skip

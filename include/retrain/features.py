@@ -42,8 +42,11 @@ def prepare_frame(frame: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
     for column in spec.features.categorical:
         out[column] = _object_strings(frame[column])
     out[target] = frame[target].astype("int64") if spec.task == "classification" else frame[target].astype("float64")
-    order = list(out.columns)
-    return out.sort_values(order, kind="mergesort", na_position="last").reset_index(drop=True)
+    # Timestamp, then a hash of the whole row: the same order whatever order the files came in, with two
+    # numeric sort keys instead of a lexicographic sort over every (string) column.
+    row_hash = pd.util.hash_pandas_object(out, index=False).to_numpy()
+    order = np.lexsort((row_hash, out[ts].to_numpy(dtype="datetime64[ns]")))
+    return out.iloc[order].reset_index(drop=True)
 
 
 def _object_strings(values: pd.Series) -> pd.Series:

@@ -83,6 +83,15 @@ def test_prepare_frame_is_deterministic_whatever_the_input_order():
     assert content_hash(changed) != content_hash(a)
 
 
+def test_rows_with_the_same_timestamp_are_ordered_by_content_not_by_arrival():
+    frame = frame_at(["2025-04-01T00:00:00Z"] * 40)
+    frame["monthly_spend"] = range(40)
+    a = prepare_frame(frame, SPEC)
+    b = prepare_frame(frame.iloc[::-1], SPEC)
+    pd.testing.assert_frame_equal(a, b)
+    assert sorted(a["monthly_spend"]) == list(range(40))
+
+
 def test_prepare_frame_refuses_non_numeric_feature():
     frame = frame_at(["2025-04-01T00:00:00Z"])
     frame["tenure_months"] = ["ten"]
