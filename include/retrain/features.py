@@ -58,6 +58,10 @@ def _object_strings(values: pd.Series) -> pd.Series:
 def split(frame: pd.DataFrame, spec: ModelSpec, window: Window) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train: [start, holdout_start). Holdout: [holdout_start, end). No row is in both."""
     stamps = frame[spec.data.timestamp_column]
+    if stamps.is_monotonic_increasing and not stamps.hasnans:
+        # A prepared frame is sorted by time: the two sets are slices of it (no copy of the data).
+        lo, mid, hi = stamps.searchsorted([window.start, window.holdout_start, window.end], side="left")
+        return frame.iloc[lo:mid].reset_index(drop=True), frame.iloc[mid:hi].reset_index(drop=True)
     train = frame[(stamps >= window.start) & (stamps < window.holdout_start)].reset_index(drop=True)
     holdout = frame[(stamps >= window.holdout_start) & (stamps < window.end)].reset_index(drop=True)
     return train, holdout

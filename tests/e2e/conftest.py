@@ -20,6 +20,7 @@ from tests.integration.conftest import REPO, free_port, write_spec
 E2E_MODEL = "e2e_churn"
 BROKEN_MODEL = "e2e_broken"
 BACKFILL_MODEL = "e2e_backfill"
+POOL_MODELS = ("e2e_pool_a", "e2e_pool_b")
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
 TERMINAL = {"success", "failed"}
 
@@ -109,6 +110,8 @@ def stack(tmp_path_factory):
         BROKEN_MODEL,
         **{"schedule.cron": None, "data.uri": str(broken_data(root / "broken")), "data.lookback_days": 28},
     )
+    for name in POOL_MODELS:  # two models trained at the same time, for the pool test
+        write_spec(specs, name, **{"schedule.cron": None})
     # Nightly, for the backfill test; stays paused until that test unpauses it.
     write_spec(specs, BACKFILL_MODEL, **{"schedule.cron": "0 2 * * *", "schedule.start_date": "2025-04-01"})
     env = {
