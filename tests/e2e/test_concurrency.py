@@ -17,7 +17,17 @@ CHAIN = ["validate_data", "check_drift", "build_features", "train", "evaluate", 
 def test_two_models_at_once_do_not_interfere_and_the_training_pool_serialises_training(stack):
     stack.wait_for_dags(*(f"retrain_{m}" for m in POOL_MODELS))
     pool = stack.request("GET", "/api/v2/pools/retrain_training")
-    stack.request("PATCH", "/api/v2/pools/retrain_training?update_mask=slots", {"slots": 1})
+
+    def set_slots(slots: int) -> None:
+        body = {
+            "pool": pool["name"],
+            "slots": slots,
+            "description": pool["description"],
+            "include_deferred": pool["include_deferred"],
+        }
+        stack.request("PATCH", "/api/v2/pools/retrain_training", body)
+
+    set_slots(1)
     try:
         runs = {}
         for model in POOL_MODELS:
@@ -31,7 +41,7 @@ def test_two_models_at_once_do_not_interfere_and_the_training_pool_serialises_tr
             run = stack.wait_for_run(dag_id, run_id)
             assert run["state"] == "success", stack.task_states(dag_id, run_id)
     finally:
-        stack.request("PATCH", "/api/v2/pools/retrain_training?update_mask=slots", {"slots": pool["slots"]})
+        set_slots(pool["slots"])
 
     trains = []
     for dag_id, run_id in runs.items():
