@@ -29,7 +29,6 @@ export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$airflow_port/ex
 export AIRFLOW__API__BASE_URL=http://127.0.0.1:$airflow_port
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=${STACK_USER:-admin}:admin
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=${AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL:-10}
-export AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK=True
 export MLFLOW_TRACKING_URI=http://127.0.0.1:$mlflow_port
 export RETRAIN_SPECS_DIR=${RETRAIN_SPECS_DIR:-$root/include/models}
 export RETRAIN_ARTIFACTS_ROOT=${RETRAIN_ARTIFACTS_ROOT:-$state/artifacts}
@@ -38,7 +37,13 @@ export GX_ANALYTICS_ENABLED=False
 # MLflow's job runner (GenAI jobs, trace roll-ups; unused here) would fork a dozen worker processes.
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
 
-alive() { [[ -f $pids/$1.pid ]] && kill -0 "$(cat "$pids/$1.pid")" 2>/dev/null; }
+# A pid file names our process only if that pid still runs this project's venv (pids get reused).
+alive() {
+  [[ -f $pids/$1.pid ]] || return 1
+  local pid
+  pid=$(cat "$pids/$1.pid")
+  kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$bin/"
+}
 
 launch() {  # name, command...: in its own session, so stop can end its whole process group
   local name=$1; shift
@@ -88,18 +93,18 @@ start() {
 }
 
 stop() {
-  local name pid
+  local name pid groups=()
   for name in "${services[@]}"; do
-    [[ -f $pids/$name.pid ]] || continue
-    pid=$(cat "$pids/$name.pid")
-    kill -TERM -- "-$pid" 2>/dev/null || true
+    if alive "$name"; then
+      pid=$(cat "$pids/$name.pid")
+      kill -TERM -- "-$pid" 2>/dev/null || true
+      groups+=("$pid")
+    fi
+    rm -f "$pids/$name.pid"  # stale or stopped: either way no longer ours to signal
   done
-  for name in "${services[@]}"; do
-    [[ -f $pids/$name.pid ]] || continue
-    pid=$(cat "$pids/$name.pid")
-    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  for pid in "${groups[@]}"; do  # each service started its own session: wait for the whole group
+    for _ in $(seq 1 40); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.5; done
     kill -KILL -- "-$pid" 2>/dev/null || true
-    rm -f "$pids/$name.pid"
   done
   echo "stack: stopped"
 }

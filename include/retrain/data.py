@@ -42,19 +42,23 @@ def list_data_files(uri: str, file_format: str = "auto") -> list[str]:
     if "://" not in resolved:
         path = Path(resolved)
         if not path.exists():
-            raise DataError(f"{resolved}: data URI does not exist (rule: data.uri must name a file or folder)")
+            raise DataError(
+                f"{resolved}: data URI does not exist (rule: data.uri must name a file or folder)", transient=True
+            )
         candidates = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
         files = [str(p) for p in candidates if not p.name.startswith((".", "_"))]
     else:
         try:
             fs, root = _fs_and_path(resolved)
             if not fs.exists(root):
-                raise DataError(f"{resolved}: data URI does not exist (rule: data.uri must name a file or folder)")
+                raise DataError(
+                    f"{resolved}: data URI does not exist (rule: data.uri must name a file or folder)", transient=True
+                )
             found = [root] if fs.isfile(root) else sorted(fs.find(root))
         except DataError:
             raise
         except Exception as error:  # noqa: BLE001 - any transport error means "unreachable"
-            raise DataError(f"{resolved}: data URI is unreachable: {error}") from None
+            raise DataError(f"{resolved}: data URI is unreachable: {error}", transient=True) from None
         protocol = resolved.split("://", 1)[0]
         files = [f"{protocol}://{f}" for f in found if not os.path.basename(f).startswith((".", "_"))]
     if file_format != "auto":
@@ -62,7 +66,9 @@ def list_data_files(uri: str, file_format: str = "auto") -> list[str]:
     else:
         files = [f for f in files if Path(f).suffix.lower() in SUFFIXES]
     if not files:
-        raise DataError(f"{resolved}: no CSV or Parquet files found (rule: data.uri must contain data files)")
+        raise DataError(
+            f"{resolved}: no CSV or Parquet files found (rule: data.uri must contain data files)", transient=True
+        )
     return files
 
 

@@ -10,7 +10,15 @@ class SpecError(RetrainError):
 
 
 class DataError(RetrainError):
-    """The data cannot be read or is structurally unusable (missing file, corrupt file, bad timestamp)."""
+    """The data cannot be read or is structurally unusable (missing file, corrupt file, bad timestamp).
+
+    `transient` marks what a retry may fix (storage unreachable, data not landed yet); the rest is a
+    verdict on the data that retrying cannot change.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class DataValidationError(RetrainError):

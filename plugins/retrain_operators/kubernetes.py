@@ -18,6 +18,7 @@ from retrain.invocation import DEFAULT_RESULT_PATH, TRAIN_MODULE
 from retrain.settings import artifacts_root
 from retrain_operators import common
 
+INIT = ["/usr/bin/dumb-init", "--"]  # in the official Airflow image, hence in the training image
 RUN_AS_USER = 50000  # the uid of the official Airflow image and of the training image
 # The root filesystem is read-only; these emptyDir volumes are the only writable places.
 SCRATCH_MOUNTS = {"scratch-tmp": "/tmp", "scratch-home": "/home/retrain"}  # noqa: S108 - a pod-private emptyDir
@@ -81,7 +82,8 @@ class KubernetesTrainOperator(KubernetesPodOperator):
             service_account_name=training.service_account,
             # The job talks to MLflow, not to the Kubernetes API: no token in the pod.
             automount_service_account_token=False,
-            cmds=["python", "-m", TRAIN_MODULE],
+            # `command` replaces the image's ENTRYPOINT: keep dumb-init as PID 1 so SIGTERM reaches the job.
+            cmds=[*INIT, "python", "-m", TRAIN_MODULE],
             arguments=[],
             env_from=[k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=training.mlflow_secret))],
             container_resources=k8s.V1ResourceRequirements(

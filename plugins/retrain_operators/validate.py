@@ -47,7 +47,9 @@ class ValidateDataOperator(BaseOperator):
             context["ti"].xcom_push(
                 key="validation", value={"success": False, "error": str(error), "report_html": str(html_path)}
             )
-            raise
+            if error.transient:  # storage unreachable or data not landed yet: the task's retries may help
+                raise
+            raise common.without_retry(error) from error
         outcome = validate_frame(data.frame, spec, window)
         write_atomic(json_path, json.dumps({**outcome.to_dict(), "files": list(data.files)}, indent=2, default=str))
         write_atomic(html_path, render_html(outcome, data.files))

@@ -51,7 +51,7 @@ def test_pod_runs_the_same_command_and_environment_as_the_local_backend():
     _, pod = built_pod()
     base = container(pod, "base")
     invocation = common.training_invocation_for(run_context(), SPEC, "train", "/airflow/xcom/return.json")
-    assert base.command == ["python", "-m", "retrain.train"]
+    assert base.command == ["/usr/bin/dumb-init", "--", "python", "-m", "retrain.train"]
     assert base.args == list(invocation.arguments)
     assert {e.name: e.value for e in base.env} == invocation.env
     assert "--window-end" in base.args and base.args[base.args.index("--window-end") + 1] == "2025-05-01"
