@@ -137,12 +137,17 @@ def write_spec(directory: Path, name: str | None = None, **overrides) -> Path:
     return path
 
 
-def run_dag(spec_path: Path, end_date: dt.date, **conf):
-    """Run the spec's retraining DAG with dag.test() and return {task_id: state} and the DagRun."""
+def run_dag(spec_path: Path, end_date: dt.date, before_task: dict | None = None, **conf):
+    """Run the spec's retraining DAG with dag.test() and return {task_id: state} and the DagRun.
+
+    before_task maps a task id to a callable run right before that task executes (fault injection).
+    """
     from retrain.spec import load_spec
     from retrain_operators.dag_factory import build_retrain_dag
 
     dag = build_retrain_dag(load_spec(spec_path), spec_path)
+    for task_id, hook in (before_task or {}).items():
+        dag.get_task(task_id)._pre_execute_hook = hook
     logical = dt.datetime.combine(end_date, dt.time(), tzinfo=dt.UTC)
     # dag.test() serializes the DAGs it finds in the dags folder: point that folder's factory at this spec.
     previous = os.environ["RETRAIN_SPECS_DIR"]

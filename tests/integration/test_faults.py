@@ -57,6 +57,27 @@ def test_registry_down_during_a_run_fails_it_changes_nothing_and_a_rerun_complet
     assert versions["2"].tags[reg.TAG_DECISION] in {"promoted", "declined"}
 
 
+def test_registry_down_during_evaluation_promotes_nothing_and_a_rerun_reuses_the_version(spec_dir, own_server):
+    spec_path = write_spec(spec_dir)
+    name = spec_path.stem
+    run_dag(spec_path, dt.date(2025, 5, 1))
+
+    states, _ = run_dag(spec_path, dt.date(2025, 5, 2), before_task={"evaluate": lambda context: own_server.stop()})
+    assert {states[t] for t in ALL[:4]} == {"success"}
+    assert states["evaluate"] == "failed" and states["promote"] == "upstream_failed"
+
+    client = MlflowClient(own_server.start().uri)
+    assert reg.aliases(client, name) == {"champion": "1", "previous": None}
+    trained = client.get_model_version(name, "2")
+    assert trained.tags.get(reg.TAG_PASSED_EVALUATION) != "true", "an unevaluated version must not be promotable"
+
+    states, _ = run_dag(spec_path, dt.date(2025, 5, 2))
+    assert {states[t] for t in ALL[:5]} == {"success"}
+    versions = {v.version: v for v in client.search_model_versions(f"name='{name}'")}
+    assert set(versions) == {"1", "2"}, "the rerun reuses the trained version instead of registering another"
+    assert versions["2"].tags[reg.TAG_DECISION] in {"promoted", "declined"}
+
+
 def test_registry_down_between_the_two_alias_writes_then_a_rerun_completes_the_promotion(spec_dir, own_server):
     spec_path = write_spec(spec_dir)
     name = spec_path.stem
