@@ -37,19 +37,22 @@ export GX_ANALYTICS_ENABLED=False
 # MLflow's job runner (GenAI jobs, trace roll-ups; unused here) would fork a dozen worker processes.
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
 
-# A pid file names our process only if that pid still runs this project's venv (pids get reused).
+# A pid file holds "pid start-time": it names our process only while that pid has that start time
+# (pids get reused; the command line is no proof, the API server rewrites its own process title).
+start_time() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
+pid_of() { cut -d' ' -f1 "$pids/$1.pid"; }
 alive() {
   [[ -f $pids/$1.pid ]] || return 1
-  local pid
-  pid=$(cat "$pids/$1.pid")
-  kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$bin/"
+  local pid started
+  read -r pid started <"$pids/$1.pid"
+  [[ -n $started && "$(start_time "$pid")" == "$started" ]]
 }
 
 launch() {  # name, command...: in its own session, so stop can end its whole process group
   local name=$1; shift
-  alive "$name" && { echo "stack: $name already running (pid $(cat "$pids/$name.pid"))"; return; }
+  alive "$name" && { echo "stack: $name already running (pid $(pid_of "$name"))"; return; }
   setsid "$@" >"$state/logs/$name.log" 2>&1 </dev/null &
-  echo $! >"$pids/$name.pid"
+  echo "$! $(start_time $!)" >"$pids/$name.pid"
 }
 
 wait_for() {  # what, seconds, command...
@@ -96,7 +99,7 @@ stop() {
   local name pid groups=()
   for name in "${services[@]}"; do
     if alive "$name"; then
-      pid=$(cat "$pids/$name.pid")
+      pid=$(pid_of "$name")
       kill -TERM -- "-$pid" 2>/dev/null || true
       groups+=("$pid")
     fi
@@ -112,7 +115,7 @@ stop() {
 status() {
   local name code=0
   for name in "${services[@]}"; do
-    if alive "$name"; then echo "$name: running (pid $(cat "$pids/$name.pid"))"; else echo "$name: stopped"; code=3; fi
+    if alive "$name"; then echo "$name: running (pid $(pid_of "$name"))"; else echo "$name: stopped"; code=3; fi
   done
   return $code
 }

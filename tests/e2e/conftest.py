@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import time
 import urllib.error
@@ -139,3 +140,7 @@ def stack(tmp_path_factory):
         subprocess.run([*stack_sh, "stop"], env=env, capture_output=True, timeout=120)
         for log in (root / "logs").glob("*.log"):
             (ARTIFACTS / log.name).write_bytes(log.read_bytes()[-200_000:])
+    # `stop` must leave nothing behind (the API server renames its own process, an easy one to lose).
+    for port in (env["AIRFLOW_PORT"], env["MLFLOW_PORT"]):
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", int(port)), timeout=3).close()
