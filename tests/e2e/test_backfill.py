@@ -19,20 +19,27 @@ NIGHTS = [dt.date(2025, 5, 1) + dt.timedelta(days=i) for i in range(7)]
 
 def test_backfill_of_seven_nights_runs_them_in_order_against_the_champion_of_the_moment(stack):
     stack.wait_for_dags(DAG_ID)
+    body = {
+        "dag_id": DAG_ID,
+        "from_date": "2025-05-01T00:00:00Z",
+        "to_date": "2025-05-07T03:00:00Z",
+        "max_active_runs": 1,
+        "reprocess_behavior": "none",
+    }
+    # Create the backfill while the DAG is still paused: on SQLite, Airflow refuses backfill creation
+    # under concurrent writes (HTTP 503 "Database is locked"), which unpausing a nightly DAG causes.
+    backfill = None
+    for attempt in range(5):
+        try:
+            backfill = stack.request("POST", "/api/v2/backfills", body)
+            break
+        except AssertionError as error:
+            if "HTTP 503" not in str(error) or attempt == 4:
+                raise
+            time.sleep(3)
     # Tasks of a paused DAG are never scheduled, backfill or not. Unpausing a nightly DAG with
     # catchup=False also starts the latest scheduled night, which has no data: it must fail cleanly.
     stack.request("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
-    backfill = stack.request(
-        "POST",
-        "/api/v2/backfills",
-        {
-            "dag_id": DAG_ID,
-            "from_date": "2025-05-01T00:00:00Z",
-            "to_date": "2025-05-07T03:00:00Z",
-            "max_active_runs": 1,
-            "reprocess_behavior": "none",
-        },
-    )
     deadline = time.monotonic() + 900
     while stack.request("GET", f"/api/v2/backfills/{backfill['id']}")["completed_at"] is None:
         assert time.monotonic() < deadline, "backfill did not complete in 15 minutes"
