@@ -61,7 +61,7 @@ def features_dir(context: Any, spec: ModelSpec) -> Path:
 
 
 def without_retry(error: Exception) -> Exception:
-    """A gate's verdict on the data is not transient: fail the task now, retries would only delay the page."""
+    """A failure that retrying cannot change (a verdict on the data, a refused rule): fail the task now."""
     from airflow.sdk.exceptions import AirflowFailException
 
     return AirflowFailException(f"{type(error).__name__}: {error}")

@@ -6,7 +6,6 @@ import datetime as dt
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
 
 from retrain.errors import RollbackRefusedError
 from retrain_operators import common
@@ -72,9 +71,8 @@ class RollbackOperator(BaseOperator):
         target = params.get("target_version")
         reason = (params.get("reason") or "").strip()
         if not reason:
-            raise AirflowFailException(
-                "param 'reason' is required: say why you roll back (it is recorded on the version)"
-            )
+            refused = ValueError("param 'reason' is required: say why you roll back (it is recorded on the version)")
+            raise common.without_retry(refused)
         dag_run = context.get("dag_run")
         actor = getattr(dag_run, "triggering_user_name", None) or "unknown"
         common.tracking_uri()
@@ -82,6 +80,6 @@ class RollbackOperator(BaseOperator):
             result = reg.rollback(reg.client(), model, str(target) if target not in (None, "") else None, reason, actor)
         except RollbackRefusedError as refused:
             # A refusal is a rule, not a hiccup: fail now instead of retrying (retries are for the registry being down).
-            raise AirflowFailException(str(refused)) from refused
+            raise common.without_retry(refused) from refused
         self.log.info("ROLLED BACK %s: champion %s -> %s by %s: %s", model, result["from"], result["to"], actor, reason)
         return result
