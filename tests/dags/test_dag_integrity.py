@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.conftest import TASKS
+
 REPO = Path(__file__).resolve().parents[2]
 MANUAL_DAGS = {"retrain_rollback"}
-CHAIN = ["validate_data", "check_drift", "build_features", "train", "evaluate", "promote"]
 
 
 def dagbag(specs_dir: Path | None = None):
@@ -55,8 +56,8 @@ def test_every_dag_has_tags_owner_retries_and_a_deliberate_schedule(bag):
 
 def test_retraining_chain_and_pools(bag):
     dag = bag.dags["retrain_churn"]
-    assert [t.task_id for t in dag.topological_sort()] == CHAIN
-    for upstream, downstream in itertools.pairwise(CHAIN):
+    assert [t.task_id for t in dag.topological_sort()] == TASKS
+    for upstream, downstream in itertools.pairwise(TASKS):
         assert dag.get_task(upstream).downstream_task_ids == {downstream}
     assert dag.get_task("train").pool == "retrain_training"
     assert dag.get_task("promote").pool == "retrain_promotion"

@@ -11,7 +11,6 @@ from mlflow import MlflowClient
 from tests.e2e.conftest import POOL_MODELS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-CHAIN = ["validate_data", "check_drift", "build_features", "train", "evaluate", "promote"]
 
 
 def test_two_models_at_once_do_not_interfere_and_the_training_pool_serialises_training(stack):

@@ -12,9 +12,9 @@ from mlflow import MlflowClient
 
 from retrain.registry import CHAMPION_ALIAS
 from tests.e2e.conftest import ARTIFACTS, BROKEN_MODEL, E2E_MODEL
+from tests.integration.conftest import TASKS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-CHAIN = ["validate_data", "check_drift", "build_features", "train", "evaluate", "promote"]
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -35,7 +35,7 @@ def test_rest_lists_dags_triggers_a_retraining_and_the_registry_has_a_champion(s
     run = stack.wait_for_run(f"retrain_{E2E_MODEL}", run_id)
     states = stack.task_states(f"retrain_{E2E_MODEL}", run_id)
     assert run["state"] == "success", states
-    assert states == dict.fromkeys(CHAIN, "success")
+    assert states == dict.fromkeys(TASKS, "success")
     champion = MlflowClient(stack.mlflow).get_model_version_by_alias(E2E_MODEL, CHAMPION_ALIAS)
     assert champion.version == "1"
     assert champion.tags["airflow.run_id"] == run_id
@@ -50,7 +50,7 @@ def test_a_run_that_fails_validation_shows_why_in_the_task_log(stack):
     states = stack.task_states(dag_id, run_id)
     assert run["state"] == "failed"
     assert states["validate_data"] == "failed"
-    assert {states[t] for t in CHAIN[1:]} == {"upstream_failed"}
+    assert {states[t] for t in TASKS[1:]} == {"upstream_failed"}
     log = stack.request(
         "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/validate_data/logs/1?full_content=true"
     )
@@ -116,7 +116,7 @@ def test_browser_login_trigger_form_shows_every_param_and_the_run_succeeds(stack
             (run_id,) = new_runs
             run = stack.wait_for_run(dag_id, run_id)
             assert run["state"] == "success", stack.task_states(dag_id, run_id)
-            assert set(stack.task_states(dag_id, run_id)) == set(CHAIN)
+            assert set(stack.task_states(dag_id, run_id)) == set(TASKS)
             # The form's end date reached the job: the version this run registered was trained on that window.
             versions = MlflowClient(stack.mlflow).search_model_versions(f"name='{E2E_MODEL}'")
             (trained,) = [v for v in versions if v.tags.get("airflow.run_id") == run_id]

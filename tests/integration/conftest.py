@@ -17,6 +17,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+# The retraining chain in order: what every DAG-level test asserts task states on.
+TASKS = ["validate_data", "check_drift", "build_features", "train", "evaluate", "promote"]
 BIN = Path(sys.executable).parent
 
 
@@ -113,6 +115,11 @@ def spec_dir(tmp_path) -> Path:
 
 
 _counter = iter(range(1, 10_000))
+
+
+def artifacts(name: str) -> Path:
+    """The model's feature partitions and reports under this session's RETRAIN_ARTIFACTS_ROOT."""
+    return Path(os.environ["RETRAIN_ARTIFACTS_ROOT"]) / name
 
 
 def write_spec(directory: Path, name: str | None = None, **overrides) -> Path:

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from retrain import registry as reg
-from tests.integration.conftest import copy_demo_data, run_dag, write_spec
+from tests.integration.conftest import TASKS, artifacts, copy_demo_data, run_dag, write_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("airflow_db", "mlflow_server")]
-ALL = ["validate_data", "check_drift", "build_features", "train", "evaluate", "promote"]
 NIGHT = dt.date(2025, 5, 2)
 
 
@@ -47,17 +45,15 @@ def test_bad_data_stops_at_validation_and_changes_nothing(spec_dir, registry, tm
     data = copy_demo_data(tmp_path / "data")
     spec_path = write_spec(spec_dir, **{"data.uri": str(data)})
     name = spec_path.stem
-    assert run_dag(spec_path, dt.date(2025, 5, 1))[0] == dict.fromkeys(ALL, "success")
-    features = Path(os.environ["RETRAIN_ARTIFACTS_ROOT"]) / name / "features"
+    assert run_dag(spec_path, dt.date(2025, 5, 1))[0] == dict.fromkeys(TASKS, "success")
+    features = artifacts(name) / "features"
     before = sorted(p.name for p in features.iterdir())
 
     named = damage(data)
     states, _ = run_dag(spec_path, NIGHT)
     assert states["validate_data"] == "failed"
-    assert {states[t] for t in ALL[1:]} == {"upstream_failed"}
-    report = next(
-        (Path(os.environ["RETRAIN_ARTIFACTS_ROOT"]) / name / "reports" / f"end_date={NIGHT}").glob("*/validation.json")
-    )
+    assert {states[t] for t in TASKS[1:]} == {"upstream_failed"}
+    report = next((artifacts(name) / "reports" / f"end_date={NIGHT}").glob("*/validation.json"))
     assert named in report.read_text(), f"the report must name {named!r}: {json.loads(report.read_text())}"
 
     assert reg.aliases(registry, name) == {"champion": "1", "previous": None}

@@ -20,10 +20,9 @@ from retrain.features import prepare_frame, split, write_partition
 from retrain.invocation import AirflowIds, training_invocation
 from retrain.spec import load_spec
 from retrain.window import Window
-from tests.integration.conftest import MlflowServer, run_dag, tracking, write_spec
+from tests.integration.conftest import TASKS, MlflowServer, run_dag, tracking, write_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.usefixtures("airflow_db")]
-ALL = ["validate_data", "check_drift", "build_features", "train", "evaluate", "promote"]
 
 
 @pytest.fixture
@@ -37,13 +36,13 @@ def test_registry_down_during_a_run_fails_it_changes_nothing_and_a_rerun_complet
     spec_path = write_spec(spec_dir)
     name = spec_path.stem
     states, _ = run_dag(spec_path, dt.date(2025, 5, 1))
-    assert states == dict.fromkeys(ALL, "success")
+    assert states == dict.fromkeys(TASKS, "success")
 
     own_server.stop()
     states, _ = run_dag(spec_path, dt.date(2025, 5, 2))
     assert states["validate_data"] == "success"  # validation needs no registry
     assert states["check_drift"] == "failed"  # the champion's reference data lives in MLflow
-    assert {states[t] for t in ALL[2:]} == {"upstream_failed"}
+    assert {states[t] for t in TASKS[2:]} == {"upstream_failed"}
 
     server = own_server.start()  # same port, same store
     client = MlflowClient(server.uri)
@@ -51,7 +50,7 @@ def test_registry_down_during_a_run_fails_it_changes_nothing_and_a_rerun_complet
     assert [v.version for v in client.search_model_versions(f"name='{name}'")] == ["1"]
 
     states, _ = run_dag(spec_path, dt.date(2025, 5, 2))
-    assert {states[t] for t in ALL[:5]} == {"success"}
+    assert {states[t] for t in TASKS[:5]} == {"success"}
     versions = {v.version: v for v in client.search_model_versions(f"name='{name}'")}
     assert set(versions) == {"1", "2"}
     assert versions["2"].tags[reg.TAG_DECISION] in {"promoted", "declined"}
@@ -63,7 +62,7 @@ def test_registry_down_during_evaluation_promotes_nothing_and_a_rerun_reuses_the
     run_dag(spec_path, dt.date(2025, 5, 1))
 
     states, _ = run_dag(spec_path, dt.date(2025, 5, 2), before_task={"evaluate": lambda context: own_server.stop()})
-    assert {states[t] for t in ALL[:4]} == {"success"}
+    assert {states[t] for t in TASKS[:4]} == {"success"}
     assert states["evaluate"] == "failed" and states["promote"] == "upstream_failed"
 
     client = MlflowClient(own_server.start().uri)
@@ -72,7 +71,7 @@ def test_registry_down_during_evaluation_promotes_nothing_and_a_rerun_reuses_the
     assert trained.tags.get(reg.TAG_PASSED_EVALUATION) != "true", "an unevaluated version must not be promotable"
 
     states, _ = run_dag(spec_path, dt.date(2025, 5, 2))
-    assert {states[t] for t in ALL[:5]} == {"success"}
+    assert {states[t] for t in TASKS[:5]} == {"success"}
     versions = {v.version: v for v in client.search_model_versions(f"name='{name}'")}
     assert set(versions) == {"1", "2"}, "the rerun reuses the trained version instead of registering another"
     assert versions["2"].tags[reg.TAG_DECISION] in {"promoted", "declined"}

@@ -8,34 +8,28 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from retrain import registry as reg
-from tests.integration.conftest import run_dag, run_rollback, write_spec
+from tests.integration.conftest import TASKS, artifacts, run_dag, run_rollback, write_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("airflow_db", "mlflow_server")]
 
 NIGHT_1 = dt.date(2025, 5, 1)
 NIGHT_2 = dt.date(2025, 5, 2)
-ALL = ["validate_data", "check_drift", "build_features", "train", "evaluate", "promote"]
 
 
 def model_name(spec_path: Path) -> str:
     return spec_path.stem
 
 
-def artifacts(name: str) -> Path:
-    return Path(os.environ["RETRAIN_ARTIFACTS_ROOT"]) / name
-
-
 def test_first_run_trains_registers_and_promotes(spec_dir, registry):
     spec_path = write_spec(spec_dir)
     name = model_name(spec_path)
     states, dag_run = run_dag(spec_path, NIGHT_1)
-    assert states == dict.fromkeys(ALL, "success")
+    assert states == dict.fromkeys(TASKS, "success")
     assert str(dag_run.state) == "success"
 
     champion = registry.get_model_version_by_alias(name, reg.CHAMPION_ALIAS)
