@@ -24,7 +24,7 @@ REPEAT = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 
 STEP = r"""
 import datetime as dt, json, resource, sys, time
-import pandas as pd
+import retrain  # first, as in an Airflow task: it sets Arrow's allocator option before pyarrow loads
 from retrain.spec import load_spec
 from retrain.window import Window
 from retrain.data import read_window

@@ -94,7 +94,13 @@ def _read_file(
             schema = pq.read_schema(path)
             if columns is not None:
                 columns = [c for c in columns if c in schema.names]
-            table = pq.read_table(path, columns=columns, filters=_window_filters(schema, timestamp_column, window))
+            # pre_buffer coalesces reads for object stores; on a local disk it only doubles peak memory.
+            table = pq.read_table(
+                path,
+                columns=columns,
+                filters=_window_filters(schema, timestamp_column, window),
+                pre_buffer="://" in path,
+            )
             # Release Arrow buffers column by column while converting: peak memory near one copy, not two.
             return table.to_pandas(split_blocks=True, self_destruct=True)
         return pd.read_csv(path, usecols=lambda c: columns is None or c in columns, low_memory=False)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from retrain import features
 from retrain.errors import DataError, SpecError
 from retrain.features import (
     build_pipeline,
@@ -123,7 +124,7 @@ def test_a_killed_writer_leaves_nothing_under_the_final_path(tmp_path, monkeypat
     def die(*args, **kwargs):
         raise KeyboardInterrupt("worker killed")
 
-    monkeypatch.setattr(pd.DataFrame, "to_parquet", die)
+    monkeypatch.setattr(features.pq, "write_table", die)
     with pytest.raises(KeyboardInterrupt):
         write_partition(train, holdout, target, window)
     assert not target.exists()
@@ -173,3 +174,28 @@ def test_reference_sample_is_seeded_and_bounded():
     assert len(a) == 100 and list(a.columns) == [*SPEC.features.columns, SPEC.target]
     pd.testing.assert_frame_equal(a, b)
     json.dumps(a.head(1).to_dict())
+
+
+def test_categories_stay_compact_strings_and_serve_object_strings_alike(tmp_path):
+    """Categories are Arrow-backed `str` (no Python object per value) from the window to the partition,
+    and a pipeline fitted on them predicts the same for the object strings a serving client sends."""
+    frame = frame_at([f"2025-04-{d:02d}T00:00:00Z" for d in range(1, 29)] * 5)
+    frame["plan"] = frame["plan"].astype(object)
+    frame.loc[frame.index[::9], "plan"] = None
+    frame["region"] = frame["region"].astype("category")
+    prepared = prepare_frame(frame, SPEC)
+    for column in SPEC.features.categorical:
+        assert prepared[column].dtype == "str", column
+    assert prepared["plan"].isna().sum() == len(frame.index[::9])
+    window = Window.ending(dt.date(2025, 5, 1), SPEC.data)
+    write_partition(*split(prepared, SPEC, window), tmp_path / window.partition, window)
+    train, holdout, _ = read_partition(tmp_path / window.partition)
+    assert [train[c].dtype for c in SPEC.features.categorical] == ["str", "str"]
+    X, y = train[list(SPEC.features.columns)], train["churned"]
+    pipeline = build_pipeline(SPEC, {"max_iter": 10}).fit(X, y)
+    served = holdout[list(SPEC.features.columns)].astype({c: object for c in SPEC.features.categorical})
+    served = served.where(served.notna(), None)
+    assert served["plan"].dtype == object
+    np.testing.assert_array_equal(
+        pipeline.predict_proba(served), pipeline.predict_proba(holdout[list(SPEC.features.columns)])
+    )
