@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from airflow.sdk.definitions.param import ParamValidationError
 
 from tests.integration.conftest import TASKS
 
@@ -73,6 +74,22 @@ def test_trigger_form_params_have_titles_and_descriptions(bag):
         assert param.schema.get("title") and param.description, name
     rollback = bag.dags["retrain_rollback"]
     assert rollback.params.get_param("model_name").schema["enum"] == ["churn"]
+
+
+def test_trigger_form_values_are_checked_under_the_declared_dialect(bag):
+    """The Params declare JSON Schema draft 7 (cheaper to parse): the form's values are still checked."""
+    params = bag.dags["retrain_churn"].params
+    assert {params.get_param(n).schema["$schema"] for n in params} == {"http://json-schema.org/draft-07/schema#"}
+    end_date, overrides = params.get_param("end_date"), params.get_param("estimator_params")
+    assert end_date.resolve("2025-05-01") == "2025-05-01" and end_date.resolve(None) is None
+    for bad in ("2025-13-01", "yesterday", 20250501):
+        with pytest.raises(ParamValidationError):
+            end_date.resolve(bad)
+    assert overrides.resolve({"max_iter": 5}) == {"max_iter": 5}
+    with pytest.raises(ParamValidationError):
+        overrides.resolve("max_iter=5")
+    with pytest.raises(ParamValidationError):
+        params.get_param("force").resolve("yes")
 
 
 def test_a_bad_spec_gives_a_clear_error_and_does_not_break_the_others(tmp_path):
