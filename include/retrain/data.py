@@ -153,8 +153,12 @@ def read_window(spec: ModelSpec, window: Window, columns: Sequence[str] | None =
                     f"{path}: missing column(s) {missing} that the spec needs"
                     " (rule: every file with rows in the window has every input column)"
                 )
-            selected = frame if mask.all() else frame.loc[mask.to_numpy()].copy()
-            selected[ts] = stamps[mask]
+            if mask.all():  # the whole file is in the window: no copy at all
+                selected = frame
+                selected[ts] = stamps
+            else:  # a boolean selection is already a new frame (copy-on-write): no second .copy()
+                selected = frame.loc[mask.to_numpy()]
+                selected[ts] = stamps[mask]
             parts.append(selected)
             used.append(path)
     if not parts:

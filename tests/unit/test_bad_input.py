@@ -35,6 +35,18 @@ def test_good_folder_reads_only_the_window(folder):
     assert len(data.frame) == 90 and data.files == (str(folder / "good.parquet"),)
 
 
+def test_window_across_files_keeps_exactly_the_rows_inside(folder):
+    """A file wholly inside the window is taken as it is; a CSV straddling both ends is cut to the window."""
+    frame = generate(dt.date(2025, 2, 20), dt.date(2025, 5, 10), rows_per_day=4)
+    frame.to_csv(folder / "straddling.csv", index=False)
+    data = read_window(spec_at(folder), WINDOW)
+    stamps = data.frame["event_time"]
+    inside = (frame["event_time"] >= WINDOW.start) & (frame["event_time"] < WINDOW.end)
+    assert len(data.frame) == 90 + int(inside.sum()) and str(stamps.dt.tz) == "UTC"
+    assert stamps.min() >= WINDOW.start and stamps.max() < WINDOW.end
+    assert data.files == (str(folder / "good.parquet"), str(folder / "straddling.csv"))
+
+
 def test_corrupt_parquet(folder):
     (folder / "zz.parquet").write_bytes(os.urandom(2048))
     with pytest.raises(DataError, match=r"zz.parquet: cannot read as PARQUET \(file corrupt or truncated\?\)"):
