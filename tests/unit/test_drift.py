@@ -52,6 +52,15 @@ def test_categorical_psi_with_unseen_category():
     assert psi_categorical(reference, current) == pytest.approx(expected)
 
 
+def test_categories_are_compared_by_their_text_with_missing_as_one_category():
+    """An object column from a CSV (1, "1", None) against the same categories read as Arrow strings."""
+    reference = pd.Series(["1"] * 300 + ["2"] * 300 + [None] * 400, dtype="str")
+    current = pd.Series([1] * 150 + ["1"] * 150 + ["2"] * 300 + [None] * 200 + [np.nan] * 200, dtype=object)
+    assert psi_categorical(reference, current) == pytest.approx(0.0, abs=1e-12)
+    shifted = pd.Series(["1"] * 600 + ["2"] * 300 + [None] * 100, dtype="str")
+    assert psi_categorical(reference, shifted) > 0.1
+
+
 def _window(start: str, end: str) -> pd.DataFrame:
     return prepare_frame(generate(dt.date.fromisoformat(start), dt.date.fromisoformat(end), rows_per_day=150), SPEC)
 
@@ -93,3 +102,44 @@ def test_skip_policy():
     assert "nothing to do" in should_skip(quiet, on_drift, force=False)
     assert should_skip(quiet, on_drift, force=True) is None
     assert should_skip(None, on_drift, force=False) is None  # no champion: train
+
+
+@pytest.mark.parametrize(
+    ("n_ref", "n_cur", "kind"),
+    [
+        (50_000, 200_000, "normal"),  # the drift step's shape: a reference sample against a large window
+        (200_000, 30_000, "normal"),  # the larger side is the reference
+        (20_000, 20_000, "shifted"),
+        (15_000, 120_000, "ties"),  # few distinct values: every point a tie
+        (12_000, 40_000, "disjoint"),
+        (3_000, 8_000, "normal"),  # small: scipy's exact p-value, called as it is
+    ],
+)
+def test_ks_equals_scipy_bit_for_bit(n_ref, n_cur, kind):
+    from scipy.stats import ks_2samp
+
+    from retrain.drift import _ks, _sorted_values
+
+    gen = np.random.default_rng(n_ref + n_cur)
+    ref, cur = gen.normal(size=n_ref), gen.normal(size=n_cur)
+    if kind == "shifted":
+        cur = cur + 0.03
+    elif kind == "ties":
+        ref, cur = gen.integers(0, 7, n_ref).astype(float), gen.integers(0, 8, n_cur).astype(float)
+    elif kind == "disjoint":
+        cur = cur + 100.0
+    expected = ks_2samp(ref, cur)
+    (a, _), (b, _) = _sorted_values(pd.Series(ref)), _sorted_values(pd.Series(cur))
+    assert _ks(a, b) == (float(expected.statistic), float(expected.pvalue))
+
+
+def test_binned_counts_equal_numpy_histogram():
+    from retrain.drift import _binned, _edges, _sorted_values
+
+    gen = np.random.default_rng(5)
+    reference = pd.Series(gen.normal(size=5_000))
+    current = pd.Series(np.r_[gen.normal(0.5, 2, 20_000), np.round(gen.normal(size=3_000), 1), [np.nan] * 40])
+    edges = _edges(np.sort(reference.to_numpy()), 10)
+    values, missing = _sorted_values(current)
+    expected = np.histogram(current.dropna(), bins=edges)[0]
+    np.testing.assert_array_equal(_binned(values, missing, edges), np.append(expected, 40))
