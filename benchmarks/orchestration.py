@@ -30,7 +30,7 @@ from retrain.spec import load_spec
 from retrain.window import Window
 from retrain.data import read_window
 from retrain.validation import validate_frame
-from retrain.features import prepare_frame, split, write_partition, read_partition, feature_matrix
+from retrain.features import build_partition, read_partition, feature_matrix
 from retrain.invocation import AirflowIds, training_invocation
 from retrain.evaluation import compare
 from retrain.policy import decide
@@ -40,8 +40,7 @@ spec = load_spec(sys.argv[1]); out = Path(sys.argv[2])
 window = Window.ending(dt.date(2025, 5, 1), spec.data)
 frame = read_window(spec, window).frame
 assert validate_frame(frame, spec, window).success
-prepared = prepare_frame(frame[list(spec.input_columns)], spec)
-partition = write_partition(*split(prepared, spec, window), out / window.partition, window)
+partition = build_partition(frame[list(spec.input_columns)], spec, window, out / window.partition)
 inv = training_invocation(spec, features_dir=str(partition.path), window_end="2025-05-01",
                           ids=AirflowIds(spec.dag_id, "bare", "train"), result_path=str(out / "result.json"))
 subprocess.run(inv.command(sys.executable), env={**os.environ, **inv.env}, check=True, capture_output=True)

@@ -38,7 +38,7 @@ elif step == "drift":
     import scipy.stats  # noqa: F401
     from retrain.drift import compute_drift
 else:
-    from retrain.features import prepare_frame, split, write_partition
+    from retrain.features import build_partition
 import os
 rss_after_imports = int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 read_started = time.perf_counter()
@@ -53,9 +53,7 @@ elif step == "drift":
     reference = frame.sample(n=min(len(frame), spec.drift.reference_sample_rows), random_state=0)
     compute_drift(reference, frame, spec)
 else:
-    prepared = prepare_frame(frame, spec)
-    train, holdout = split(prepared, spec, window)
-    write_partition(train, holdout, __import__("pathlib").Path(out_dir) / window.partition, window)
+    build_partition(frame, spec, window, __import__("pathlib").Path(out_dir) / window.partition)  # as the operator does
 seconds = time.perf_counter() - started
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print(json.dumps({"seconds": seconds, "read_seconds": read_seconds, "window_bytes": window_bytes,

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,12 @@ MISSING_CATEGORY = "__missing__"
 
 def prepare_frame(frame: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
     """Select the spec's columns with fixed dtypes and a fixed row order (timestamp, then content)."""
+    columns = _typed_columns(frame, spec)
+    # Take from the arrays, not the Series: no index to reorder, one copy of the window.
+    return _take(columns, _row_order(columns))
+
+
+def _typed_columns(frame: pd.DataFrame, spec: ModelSpec) -> dict[str, pd.Series]:
     ts, target = spec.data.timestamp_column, spec.target
     columns = {ts: frame[ts]}
     for column in spec.features.numeric:
@@ -44,13 +51,19 @@ def prepare_frame(frame: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
     for column in spec.features.categorical:
         columns[column] = strings(frame[column])
     columns[target] = _typed(frame[target], "int64" if spec.task == "classification" else "float64")
-    # One order whatever order the files came in: timestamp, then every column in turn, as a total order
-    # on content. Arrow compares the later columns only among rows tied on the earlier ones (few), where a
-    # full lexicographic sort would compare strings across the whole window.
+    return columns
+
+
+def _row_order(columns: dict[str, pd.Series]) -> np.ndarray:
+    """One order whatever order the files came in: the first column (the timestamp), then every other in
+    turn, a total order on content. Arrow compares the later columns only among rows tied on the earlier
+    ones (few), where a full lexicographic sort would compare strings across the whole window."""
     keys = pa.Table.from_pandas(pd.DataFrame(columns, copy=False), preserve_index=False)
-    order = pc.sort_indices(keys, sort_keys=[(column, "ascending") for column in columns]).to_numpy()
-    # Take from the arrays, not the Series: no index to reorder, one copy of the window.
-    return pd.DataFrame({column: values.array.take(order) for column, values in columns.items()}, copy=False)
+    return pc.sort_indices(keys, sort_keys=[(column, "ascending") for column in columns]).to_numpy().astype(np.intp)
+
+
+def _take(columns: dict[str, pd.Series], rows: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({column: values.array.take(rows) for column, values in columns.items()}, copy=False)
 
 
 def _typed(values: pd.Series, dtype: str) -> pd.Series:
@@ -63,12 +76,18 @@ def _typed(values: pd.Series, dtype: str) -> pd.Series:
 
 
 def strings(values: pd.Series) -> pd.Series:
-    """Categories as pandas' Arrow-backed `str` dtype, NaN for missing.
+    """Categories as pandas' Arrow-backed `str` dtype, NaN for missing, in one contiguous Arrow array.
 
     Compact (no Python object per value), and what the scikit-learn encoders of the logged pipeline
-    accept as they accept object strings: a model fitted on either predicts the same on either.
+    accept as they accept object strings: a model fitted on either predicts the same on either. One
+    array, not the reader's chunks: taking rows from a chunked array locates every row's chunk on
+    every call, which made writing a partition chunk by chunk grow faster than its rows.
     """
-    return values.astype("str")
+    values = values.astype("str")
+    arrow = values.array.__arrow_array__()
+    if isinstance(arrow, pa.ChunkedArray) and arrow.num_chunks > 1:
+        values = pd.Series(pd.array(arrow.combine_chunks(), dtype="str"), index=values.index, name=values.name)
+    return values
 
 
 def split(frame: pd.DataFrame, spec: ModelSpec, window: Window) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -83,21 +102,31 @@ def split(frame: pd.DataFrame, spec: ModelSpec, window: Window) -> tuple[pd.Data
     return train, holdout
 
 
+# Rows per Parquet row group and per chunk written; and per chunk of row hashes, small enough that each
+# chunk's temporaries stay in the CPU cache, so hashing time grows linearly with the rows.
+CHUNK_ROWS = 262_144
 HASH_CHUNK_ROWS = 65_536
 
 
 def content_hash(frame: pd.DataFrame) -> str:
     """Order- and content-sensitive digest of a frame (columns, dtypes and values).
 
-    Row hashes are fed in chunks of rows: the digest is that of all the row hashes in order, and each
-    chunk's temporaries stay in the CPU cache, so the time grows linearly with the rows.
+    SHA-256 of the dtypes, then of every row's hash in order: the same digest however the rows are
+    chunked on the way, so a partition written chunk by chunk has the hash of the whole frame.
     """
-    digest = hashlib.sha256()
-    digest.update(json.dumps([[c, str(t)] for c, t in frame.dtypes.items()]).encode())
+    digest = hashlib.sha256(_dtypes_key(frame))
+    _add_row_hashes(digest, frame)
+    return digest.hexdigest()
+
+
+def _dtypes_key(frame: pd.DataFrame) -> bytes:
+    return json.dumps([[c, str(t)] for c, t in frame.dtypes.items()]).encode()
+
+
+def _add_row_hashes(digest, frame: pd.DataFrame) -> None:
     for start in range(0, len(frame), HASH_CHUNK_ROWS):
         rows = frame.iloc[start : start + HASH_CHUNK_ROWS]
         digest.update(pd.util.hash_pandas_object(rows, index=False).to_numpy().tobytes())
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -124,14 +153,50 @@ class Partition:
 
 
 def write_partition(train: pd.DataFrame, holdout: pd.DataFrame, path: Path, window: Window) -> Partition:
-    path = Path(path)
+    """Writes prepared training and holdout frames as the partition at path, atomically."""
+    return _publish(Path(path), window, _slices(train), _slices(holdout))
+
+
+def build_partition(frame: pd.DataFrame, spec: ModelSpec, window: Window, path: Path) -> Partition:
+    """`prepare_frame`, `split` and `write_partition` in one pass over chunks of rows: the same files, rows
+    and hashes (tests/unit/test_features.py), without a sorted copy of the window in memory.
+
+    Raises DataError when a column cannot take its type, or when the training or holdout set is empty.
+    """
+    try:
+        columns = _typed_columns(frame, spec)
+    except (KeyError, ValueError, TypeError) as error:
+        raise DataError(f"{spec.data.uri}: cannot build features for window {window}: {error}") from None
+    order = _row_order(columns)
+    stamps = columns[spec.data.timestamp_column].array.take(order)
+    timed = len(stamps) - int(stamps.isna().sum())  # rows without a timestamp sort last and are in no window
+    lo, mid, hi = stamps[:timed].searchsorted([window.start, window.holdout_start, window.end], side="left")
+    if mid == lo or hi == mid:
+        raise DataError(
+            f"{spec.data.uri}: window {window} has {mid - lo} training and {hi - mid} holdout rows;"
+            " both must be non-empty (rule: data.lookback_days / data.holdout_days)"
+        )
+    return _publish(Path(path), window, _taken(columns, order[lo:mid]), _taken(columns, order[mid:hi]))
+
+
+def _slices(frame: pd.DataFrame) -> Iterator[pd.DataFrame]:
+    for start in range(0, max(len(frame), 1), CHUNK_ROWS):  # an empty frame is one empty chunk
+        yield frame.iloc[start : start + CHUNK_ROWS]
+
+
+def _taken(columns: dict[str, pd.Series], rows: np.ndarray) -> Iterator[pd.DataFrame]:
+    for start in range(0, max(len(rows), 1), CHUNK_ROWS):
+        yield _take(columns, rows[start : start + CHUNK_ROWS])
+
+
+def _publish(path: Path, window: Window, train: Iterator[pd.DataFrame], holdout: Iterator[pd.DataFrame]) -> Partition:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".tmp-{path.name}-{uuid.uuid4().hex}"
     tmp.mkdir()
     try:
-        _write_parquet(train, tmp / TRAIN_FILE)
-        _write_parquet(holdout, tmp / HOLDOUT_FILE)
-        partition = Partition(path, len(train), len(holdout), content_hash(train), content_hash(holdout))
+        train_rows, train_hash = _write_chunks(train, tmp / TRAIN_FILE)
+        holdout_rows, holdout_hash = _write_chunks(holdout, tmp / HOLDOUT_FILE)
+        partition = Partition(path, train_rows, holdout_rows, train_hash, holdout_hash)
         manifest = {**partition.to_dict(), "window": window.to_dict()}
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         _swap_into_place(tmp, path)
@@ -141,14 +206,27 @@ def write_partition(train: pd.DataFrame, holdout: pd.DataFrame, path: Path, wind
     return partition
 
 
-def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    """Dictionary-encode the string columns only: measurements are mostly distinct values, where trying a
-    dictionary first costs 40% of the write time and saves nothing (benchmarks/README.md)."""
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    strings = [
-        field.name for field in table.schema if pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
-    ]
-    pq.write_table(table, path, use_dictionary=strings)
+def _write_chunks(chunks: Iterator[pd.DataFrame], path: Path) -> tuple[int, str]:
+    """Writes the chunks as one Parquet file (a row group each); returns the rows and their content hash.
+
+    String columns only are dictionary-encoded: measurements are mostly distinct values, where trying a
+    dictionary first costs 40% of the write time and saves nothing (benchmarks/README.md).
+    """
+    digest, writer, rows = None, None, 0
+    try:
+        for chunk in chunks:
+            table = pa.Table.from_pandas(chunk, preserve_index=False)
+            if writer is None:
+                digest = hashlib.sha256(_dtypes_key(chunk))
+                text = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+                writer = pq.ParquetWriter(path, table.schema, use_dictionary=text)
+            writer.write_table(table)
+            _add_row_hashes(digest, chunk)
+            rows += len(chunk)
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows, digest.hexdigest()
 
 
 def _swap_into_place(tmp: Path, path: Path) -> None:

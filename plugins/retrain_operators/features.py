@@ -18,8 +18,7 @@ class BuildFeaturesOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict:
         from retrain.data import read_window
-        from retrain.errors import DataError
-        from retrain.features import clean_stale_temporaries, prepare_frame, split, write_partition
+        from retrain.features import build_partition, clean_stale_temporaries
 
         spec = self.spec
         window = common.resolve_window(context, spec)
@@ -27,17 +26,7 @@ class BuildFeaturesOperator(BaseOperator):
         for leftover in clean_stale_temporaries(target.parent):
             self.log.warning("removed a partial partition left by an interrupted run: %s", leftover)
         data = read_window(spec, window, columns=[*spec.features.columns, spec.target])
-        try:
-            frame = prepare_frame(data.frame, spec)
-        except (KeyError, ValueError, TypeError) as error:
-            raise DataError(f"{spec.data.uri}: cannot build features for window {window}: {error}") from None
-        train, holdout = split(frame, spec, window)
-        if train.empty or holdout.empty:
-            raise DataError(
-                f"{spec.data.uri}: window {window} has {len(train)} training and {len(holdout)} holdout rows;"
-                " both must be non-empty (rule: data.lookback_days / data.holdout_days)"
-            )
-        partition = write_partition(train, holdout, target, window)
+        partition = build_partition(data.frame, spec, window, target)
         self.log.info(
             "feature partition %s: %d training rows, %d holdout rows, input hash %s",
             partition.path, partition.train_rows, partition.holdout_rows, partition.input_hash[:12],

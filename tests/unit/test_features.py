@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from retrain import features
@@ -124,7 +125,7 @@ def test_a_killed_writer_leaves_nothing_under_the_final_path(tmp_path, monkeypat
     def die(*args, **kwargs):
         raise KeyboardInterrupt("worker killed")
 
-    monkeypatch.setattr(features.pq, "write_table", die)
+    monkeypatch.setattr(features.pq.ParquetWriter, "write_table", die)
     with pytest.raises(KeyboardInterrupt):
         write_partition(train, holdout, target, window)
     assert not target.exists()
@@ -199,3 +200,40 @@ def test_categories_stay_compact_strings_and_serve_object_strings_alike(tmp_path
     np.testing.assert_array_equal(
         pipeline.predict_proba(served), pipeline.predict_proba(holdout[list(SPEC.features.columns)])
     )
+
+
+@pytest.mark.parametrize("rows_per_chunk", [7, 100_000])
+def test_build_partition_writes_what_prepare_split_and_write_do(tmp_path, monkeypatch, rows_per_chunk):
+    """The operator's one-pass path against the in-memory one: same rows, dtypes, files and hashes,
+    whatever the input order and the chunk size (7 rows: many chunks, a last short one)."""
+    monkeypatch.setattr(features, "CHUNK_ROWS", rows_per_chunk)
+    window = Window.ending(dt.date(2025, 5, 1), SPEC.data)
+    stamps = [f"2025-{m:02d}-{d:02d}T0{h}:00:00Z" for m in (3, 4, 5) for d in range(1, 29) for h in range(2)]
+    frame = frame_at(stamps).sample(frac=1.0, random_state=4).reset_index(drop=True)
+    frame.loc[frame.index[::11], "plan"] = None
+    frame.loc[frame.index[::13], "monthly_spend"] = np.nan
+    expected = write_partition(*split(prepare_frame(frame, SPEC), SPEC, window), tmp_path / "a", window)
+    built = features.build_partition(frame, SPEC, window, tmp_path / "b")
+    assert built.to_dict() | {"path": ""} == expected.to_dict() | {"path": ""}
+    # March 6-28 and April 1-23 train, April 24-28 is the holdout; two rows a day
+    assert built.train_rows == 2 * (23 + 23) and built.holdout_rows == 2 * 5
+    for a, b in zip(read_partition(tmp_path / "a")[:2], read_partition(tmp_path / "b")[:2], strict=True):
+        pd.testing.assert_frame_equal(a, b)
+    if rows_per_chunk == 7:
+        assert pq.ParquetFile(tmp_path / "b" / features.TRAIN_FILE).num_row_groups == -(-built.train_rows // 7)
+
+
+def test_build_partition_refuses_an_empty_holdout_and_writes_nothing(tmp_path):
+    window = Window.ending(dt.date(2025, 5, 1), SPEC.data)
+    frame = frame_at([f"2025-04-{d:02d}T00:00:00Z" for d in range(1, 20)])
+    with pytest.raises(DataError, match=r"has 19 training and 0 holdout rows; both must be non-empty"):
+        features.build_partition(frame, SPEC, window, tmp_path / window.partition)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_build_partition_names_a_column_that_does_not_take_its_type(tmp_path):
+    window = Window.ending(dt.date(2025, 5, 1), SPEC.data)
+    frame = frame_at(["2025-04-01T00:00:00Z", "2025-04-25T00:00:00Z"])
+    frame["tenure_months"] = ["ten", 3]
+    with pytest.raises(DataError, match=r"cannot build features for window .*ten"):
+        features.build_partition(frame, SPEC, window, tmp_path / window.partition)
