@@ -4,8 +4,10 @@ Two halves: `prepare_frame` gives every run the same typed, ordered columns; `bu
 is the scikit-learn Pipeline (imputation, encoding, estimator) that is fitted, logged and served as
 one MLflow model, so serving applies exactly the transform training did.
 
-Partitions are written atomically: a temporary folder is filled, then renamed into place; a rerun
-of the same date replaces the partition, never adds a second one.
+The build_features task writes a window's partition with `build_partition`: what `prepare_frame`,
+`split` and `write_partition` give, in one pass over chunks of rows. Partitions are written
+atomically: a temporary folder is filled, then renamed into place; a rerun of the same date replaces
+the partition, never adds a second one.
 """
 
 from __future__ import annotations
