@@ -97,11 +97,17 @@ def split(frame: pd.DataFrame, spec: ModelSpec, window: Window) -> tuple[pd.Data
     stamps = frame[spec.data.timestamp_column]
     if stamps.is_monotonic_increasing and not stamps.hasnans:
         # A prepared frame is sorted by time: the two sets are slices of it (no copy of the data).
-        lo, mid, hi = stamps.searchsorted([window.start, window.holdout_start, window.end], side="left")
+        lo, mid, hi = _bounds(stamps, window)
         return frame.iloc[lo:mid].reset_index(drop=True), frame.iloc[mid:hi].reset_index(drop=True)
     train = frame[(stamps >= window.start) & (stamps < window.holdout_start)].reset_index(drop=True)
     holdout = frame[(stamps >= window.holdout_start) & (stamps < window.end)].reset_index(drop=True)
     return train, holdout
+
+
+def _bounds(sorted_stamps, window: Window) -> tuple[int, int, int]:
+    """Where training starts, the holdout starts and the window ends, in timestamps sorted ascending."""
+    lo, mid, hi = sorted_stamps.searchsorted([window.start, window.holdout_start, window.end], side="left")
+    return int(lo), int(mid), int(hi)
 
 
 # Rows per Parquet row group and per chunk written; and per chunk of row hashes, small enough that each
@@ -172,7 +178,7 @@ def build_partition(frame: pd.DataFrame, spec: ModelSpec, window: Window, path: 
     order = _row_order(columns)
     stamps = columns[spec.data.timestamp_column].array.take(order)
     timed = len(stamps) - int(stamps.isna().sum())  # rows without a timestamp sort last and are in no window
-    lo, mid, hi = stamps[:timed].searchsorted([window.start, window.holdout_start, window.end], side="left")
+    lo, mid, hi = _bounds(stamps[:timed], window)
     if mid == lo or hi == mid:
         raise DataError(
             f"{spec.data.uri}: window {window} has {mid - lo} training and {hi - mid} holdout rows;"
