@@ -45,6 +45,12 @@ def prepare_frame(frame: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
     return _take(columns, _row_order(columns))
 
 
+def typed_frame(frame: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
+    """The spec's columns with the dtypes `prepare_frame` gives, in the rows' own order and without a
+    copy: for what does not depend on row order (drift statistics)."""
+    return pd.DataFrame(_typed_columns(frame, spec), copy=False)
+
+
 def _typed_columns(frame: pd.DataFrame, spec: ModelSpec) -> dict[str, pd.Series]:
     ts, target = spec.data.timestamp_column, spec.target
     columns = {ts: frame[ts]}

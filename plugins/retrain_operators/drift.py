@@ -32,7 +32,7 @@ class CheckDriftOperator(BaseOperator):
         from retrain.data import read_window
         from retrain.drift import compute_drift, render_html, should_skip
         from retrain.errors import RegistryError
-        from retrain.features import prepare_frame
+        from retrain.features import typed_frame
         from retrain.report import write_atomic
 
         spec = self.spec
@@ -59,7 +59,7 @@ class CheckDriftOperator(BaseOperator):
                 ) from None
             reference = pd.read_parquet(path)
         window = common.resolve_window(context, spec)
-        current = prepare_frame(read_window(spec, window, columns=[*spec.features.columns, spec.target]).frame, spec)
+        current = typed_frame(read_window(spec, window, columns=[*spec.features.columns, spec.target]).frame, spec)
         report = compute_drift(reference, current, spec)
         directory = common.report_dir(context, spec)
         json_path = write_atomic(directory / "drift.json", json.dumps(report.to_dict(), indent=2))
