@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 
 from retrain import registry as reg
 from retrain.data import read_window
-from retrain.features import prepare_frame, split, write_partition
+from retrain.features import build_partition
 from retrain.invocation import AirflowIds, training_invocation
 from retrain.spec import load_spec
 from retrain.window import Window
@@ -105,8 +105,8 @@ def test_registry_down_between_the_two_alias_writes_then_a_rerun_completes_the_p
 def test_training_with_the_registry_down_fails_clearly_and_writes_no_result(spec_dir, tmp_path, own_server):
     spec = load_spec(write_spec(spec_dir, **{"model.params": {"max_iter": 20}}))
     window = Window.ending(dt.date(2025, 5, 1), spec.data)
-    frame = prepare_frame(read_window(spec, window, columns=[*spec.features.columns, spec.target]).frame, spec)
-    partition = write_partition(*split(frame, spec, window), tmp_path / "features" / window.partition, window)
+    frame = read_window(spec, window, columns=[*spec.features.columns, spec.target]).frame
+    partition = build_partition(frame, spec, window, tmp_path / "features" / window.partition)  # as the task does
     own_server.stop()
     result = tmp_path / "return.json"
     invocation = training_invocation(

@@ -15,7 +15,7 @@ import pytest
 
 from retrain import registry as reg
 from retrain.data import read_window
-from retrain.features import prepare_frame, split, write_partition
+from retrain.features import build_partition
 from retrain.invocation import AirflowIds, training_invocation
 from retrain.spec import load_spec
 from retrain.window import Window
@@ -28,8 +28,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("mlflow_server")]
 def prepared(spec_dir, tmp_path):
     spec = load_spec(write_spec(spec_dir, **{"model.params": {"max_iter": 30}}))
     window = Window.ending(dt.date(2025, 5, 1), spec.data)
-    frame = prepare_frame(read_window(spec, window, columns=[*spec.features.columns, spec.target]).frame, spec)
-    partition = write_partition(*split(frame, spec, window), tmp_path / "features" / window.partition, window)
+    frame = read_window(spec, window, columns=[*spec.features.columns, spec.target]).frame
+    partition = build_partition(frame, spec, window, tmp_path / "features" / window.partition)  # as the task does
     return spec, partition
 
 
