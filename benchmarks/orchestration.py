@@ -31,27 +31,27 @@ from retrain.window import Window
 from retrain.data import read_window
 from retrain.validation import validate_frame
 from retrain.features import build_partition, read_partition, feature_matrix
-from retrain.invocation import AirflowIds, training_invocation
+from retrain.invocation import training_invocation
 from retrain.evaluation import compare
+from retrain.options import Run, RunOptions
 from retrain.policy import decide
-from retrain import registry as reg
-import mlflow.sklearn
+from retrain.registry import Registry
 spec = load_spec(sys.argv[1]); out = Path(sys.argv[2])
 window = Window.ending(dt.date(2025, 5, 1), spec.data)
 frame = read_window(spec, window).frame
 assert validate_frame(frame, spec, window).success
 partition = build_partition(frame[list(spec.input_columns)], spec, window, out / window.partition)
-inv = training_invocation(spec, features_dir=str(partition.path), window_end="2025-05-01",
-                          ids=AirflowIds(spec.dag_id, "bare", "train"), result_path=str(out / "result.json"))
+inv = training_invocation(spec, Run(spec.dag_id, "bare", RunOptions(), window), task_id="train",
+                          features_dir=str(partition.path), result_path=str(out / "result.json"))
 subprocess.run(inv.command(sys.executable), env={**os.environ, **inv.env}, check=True, capture_output=True)
 result = json.loads((out / "result.json").read_text())
-os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"
+registry = Registry()
 train, holdout, _ = read_partition(partition.path)
 X, y = feature_matrix(holdout, spec)
-model = mlflow.sklearn.load_model(f"models:/{spec.name}/{result['model_version']}")
+model = registry.load_model(spec.name, result["model_version"])
 decision = decide(compare(None, model, X, y, train[spec.target], spec), spec.promotion)
 if decision.promote:
-    reg.promote(reg.client(), spec.name, result["model_version"], expected_champion=None)
+    registry.promote(spec.name, result["model_version"], expected_champion=None)
 """
 
 DAG = r"""

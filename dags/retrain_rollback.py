@@ -5,7 +5,7 @@ import datetime as dt
 from airflow.sdk import DAG, Param
 
 from retrain.spec import spec_files
-from retrain_operators.promote import RollbackOperator
+from retrain_operators.rollback import RollbackOperator
 
 with DAG(
     dag_id="retrain_rollback",

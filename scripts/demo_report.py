@@ -38,37 +38,33 @@ def task_states(dag_id: str, date: str) -> tuple[str, dict[str, str]]:
 
 
 def registry(model: str) -> None:
-    from mlflow.tracking import MlflowClient
+    from retrain.registry import CHAMPION_ALIAS, PREVIOUS_ALIAS, Registry
+    from retrain.tags import Tag
 
-    from retrain.registry import CHAMPION_ALIAS, PREVIOUS_ALIAS, aliases
-
-    client = MlflowClient()
-    state = aliases(client, model)
+    reg = Registry()
+    state = reg.aliases(model)
     print(f"   registry {model}: champion = {_v(state[CHAMPION_ALIAS])}, previous = {_v(state[PREVIOUS_ALIAS])}")
-    for mv in sorted(client.search_model_versions(f"name = '{model}'"), key=lambda v: int(v.version)):
-        tags = mv.tags or {}
-        score = tags.get("retrain.challenger_score") or "?"
-        print(
-            f"     v{mv.version}: window end {tags.get('retrain.window_end', '?')}, "
-            f"{tags.get('retrain.metric', 'metric')} {float(score):.4f}"
-            if score != "?"
-            else f"     v{mv.version}:",
-            f"decision={tags.get('retrain.decision', '-')}",
-        )
-        if tags.get("retrain.reasons"):
-            print(f"          reasons: {tags['retrain.reasons']}")
+    for mv in reg.versions(model):
+        tags = mv.tags
+        score = tags.get(Tag.CHALLENGER_SCORE)
+        line = f"     v{mv.version}:"
+        if score:
+            line += f" window end {tags.get(Tag.WINDOW_END, '?')}, {tags.get(Tag.METRIC, 'metric')} {float(score):.4f}"
+        print(line, f"decision={tags.get(Tag.DECISION, '-')}")
+        if tags.get(Tag.REASONS):
+            print(f"          reasons: {tags[Tag.REASONS]}")
 
 
 def night(model: str, date: str, logfile: str) -> None:
+    from retrain.pipeline import task_ids
+
     state, tasks = task_states(f"retrain_{model}", date)
-    order = ["validate_data", "check_drift", "build_features", "train", "evaluate", "promote"]
-    print(f"   DAG run: {state}; tasks: " + ", ".join(f"{t}={tasks.get(t, '-')}" for t in order))
+    print(f"   DAG run: {state}; tasks: " + ", ".join(f"{t}={tasks.get(t, '-')}" for t in task_ids()))
     reports = Path(os.environ["RETRAIN_ARTIFACTS_ROOT"]) / model / "reports" / f"end_date={date}"
     latest = max(reports.glob("*/"), key=lambda p: p.stat().st_mtime, default=None) if reports.exists() else None
     if latest is not None:
-        for name in ("validation.html", "drift.html", "evaluation.html"):
-            if (latest / name).exists():
-                print(f"   report: {latest / name}")
+        for report in sorted(latest.glob("*.html"), key=lambda p: p.stat().st_mtime):  # in the order written
+            print(f"   report: {report}")
         drift = latest / "drift.json"
         if drift.exists():
             data = json.loads(drift.read_text())
@@ -79,7 +75,7 @@ def night(model: str, date: str, logfile: str) -> None:
             data = json.loads(evaluation.read_text())
             verdict = "PROMOTE" if data["promote"] else "DECLINE"
             print(
-                f"   decision: {verdict} v{data['model_version']} (champion at evaluation: {_v(data['champion_version_at_evaluation'])})"
+                f"   decision: {verdict} v{data['challenger_version']} (champion at evaluation: {_v(data['champion_version'])})"
             )
             for reason in data["reasons"]:
                 print(f"     - {reason}")

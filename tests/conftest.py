@@ -6,7 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support import REPO
+
 _home = Path(tempfile.mkdtemp(prefix="retrain-tests-"))
 
 os.environ["AIRFLOW_HOME"] = str(_home / "airflow")

@@ -20,19 +20,6 @@ from retrain.spec import ModelSpec
 MIN_SLICE_ROWS = 30
 
 
-def check_metric_names(spec: ModelSpec) -> None:
-    from sklearn.metrics import get_scorer_names
-
-    known = set(get_scorer_names())
-    for field_name, names in (
-        ("evaluation.metric", [spec.evaluation.metric]),
-        ("evaluation.secondary_metrics", spec.evaluation.secondary_metrics),
-    ):
-        for name in names:
-            if name not in known:
-                raise ValueError(f"field '{field_name}': {name!r} is not a scikit-learn scorer name")
-
-
 class _Cached(BaseEstimator):
     """Serves predictions computed once; X is an (n, 1) array of row indices into them."""
 
@@ -192,7 +179,6 @@ def paired_bootstrap(champion: _Cached, challenger: _Cached, y: np.ndarray, metr
 def compare(
     champion_model, challenger_model, X: pd.DataFrame, y: pd.Series, y_train: pd.Series, spec: ModelSpec
 ) -> Comparison:
-    check_metric_names(spec)
     classification = spec.task == "classification"
     y_true = np.asarray(y)
     challenger = cache_predictions(challenger_model, X, classification)

@@ -5,18 +5,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from retrain.options import Run
 from retrain.spec import ModelSpec
 
 TRAIN_MODULE = "retrain.train"
 DEFAULT_RESULT_PATH = "/airflow/xcom/return.json"
-
-
-@dataclass(frozen=True)
-class AirflowIds:
-    dag_id: str
-    run_id: str
-    task_id: str
-    try_number: int = 1
 
 
 @dataclass(frozen=True)
@@ -31,22 +24,14 @@ class TrainInvocation:
 
 
 def training_invocation(
-    spec: ModelSpec,
-    *,
-    features_dir: str,
-    window_end: str,
-    ids: AirflowIds,
-    params_override: dict | None = None,
-    result_path: str = DEFAULT_RESULT_PATH,
+    spec: ModelSpec, run: Run, *, task_id: str, features_dir: str, result_path: str = DEFAULT_RESULT_PATH
 ) -> TrainInvocation:
+    """The training job's command for this run: the spec and the run (options, window, ids) as JSON."""
     arguments = (
         "--spec-json", spec.model_dump_json(),
+        "--run-json", json.dumps(run.to_dict(), sort_keys=True),
+        "--task-id", task_id,
         "--features-dir", features_dir,
-        "--window-end", window_end,
-        "--params-override", json.dumps(params_override or {}, sort_keys=True),
-        "--dag-id", ids.dag_id,
-        "--run-id", ids.run_id,
-        "--task-id", ids.task_id,
         "--result-path", result_path,
     )  # fmt: skip
     env = {

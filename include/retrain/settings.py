@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from retrain.window import Window
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,3 +43,18 @@ def resolve_data_uri(uri: str) -> str:
 
 def model_artifacts_dir(model_name: str) -> Path:
     return artifacts_root() / model_name
+
+
+def features_dir(model_name: str, window: Window) -> Path:
+    """A window's feature partition: <artifacts>/<model>/features/end_date=<end>/."""
+    return model_artifacts_dir(model_name) / "features" / window.partition
+
+
+def report_dir(model_name: str, window: Window, run_id: str) -> Path:
+    """One run's reports: <artifacts>/<model>/reports/end_date=<end>/<run id, as a safe folder name>/."""
+    return model_artifacts_dir(model_name) / "reports" / window.partition / run_slug(run_id)
+
+
+def run_slug(run_id: str) -> str:
+    """A run id as one folder name: only [A-Za-z0-9_.-], no leading dot (so never `..`), at most 200 characters."""
+    return re.sub(r"^\.|[^A-Za-z0-9_.-]+", "_", run_id)[:200] or "_"

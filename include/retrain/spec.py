@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from retrain.errors import SpecError
+from retrain.sklearn_catalog import scorer_problem
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -25,6 +27,7 @@ DEFAULT_SPECS_DIR = Path(__file__).resolve().parents[1] / "models"
 # would let whoever edits a YAML file run code on the workers. Extend with
 # RETRAIN_ALLOWED_ESTIMATOR_PREFIXES (comma-separated module prefixes).
 DEFAULT_ALLOWED_ESTIMATOR_PREFIXES = ("sklearn.",)
+DEFAULT_METRICS = {"classification": "roc_auc", "regression": "r2"}
 
 ColumnName = Annotated[str, Field(min_length=1, max_length=256)]
 
@@ -92,7 +95,10 @@ class BootstrapSpec(_Frozen):
 
 
 class EvaluationSpec(_Frozen):
-    metric: str = Field(default="roc_auc", min_length=1, description="A scikit-learn scorer name.")
+    metric: str = Field(
+        default="",
+        description="A scikit-learn scorer name valid for the task; empty: roc_auc (classification) or r2 (regression).",
+    )
     secondary_metrics: tuple[str, ...] = ()
     slices: tuple[ColumnName, ...] = Field(
         default=(), description="Categorical columns to compute per-value metrics on."
@@ -143,26 +149,29 @@ class Toleration(_Frozen):
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
 
 
+def _quantity(kind: str, pattern: str, examples: str) -> AfterValidator:
+    """A Kubernetes resource quantity of `kind`, refused with an example of the right form."""
+
+    def check(value: str) -> str:
+        if not re.fullmatch(pattern, value):
+            raise ValueError(f"{value!r} is not a Kubernetes {kind} quantity (e.g. {examples})")
+        return value
+
+    return AfterValidator(check)
+
+
+CpuQuantity = Annotated[str, _quantity("CPU", r"\d+(\.\d+)?m?", "'500m', '2'")]
+MemoryQuantity = Annotated[str, _quantity("memory", r"\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?", "'512Mi', '4Gi'")]
+
+
 class ResourcesSpec(_Frozen):
-    cpu_request: str = "1"
-    cpu_limit: str = "2"
-    memory_request: str = "2Gi"
-    memory_limit: str = "4Gi"
+    """The training pod's requests and limits (and how many threads the local job uses: the CPU limit)."""
+
+    cpu_request: CpuQuantity = "1"
+    cpu_limit: CpuQuantity = "2"
+    memory_request: MemoryQuantity = "2Gi"
+    memory_limit: MemoryQuantity = "4Gi"
     gpu: int = Field(default=0, ge=0, le=16)
-
-    @field_validator("cpu_request", "cpu_limit")
-    @classmethod
-    def _cpu_quantity(cls, value: str) -> str:
-        if not re.fullmatch(r"\d+(\.\d+)?m?", value):
-            raise ValueError(f"{value!r} is not a Kubernetes CPU quantity (e.g. '500m', '2')")
-        return value
-
-    @field_validator("memory_request", "memory_limit")
-    @classmethod
-    def _memory_quantity(cls, value: str) -> str:
-        if not re.fullmatch(r"\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?", value):
-            raise ValueError(f"{value!r} is not a Kubernetes memory quantity (e.g. '512Mi', '4Gi')")
-        return value
 
 
 class TrainingSpec(_Frozen):
@@ -206,16 +215,44 @@ class ModelSpec(_Frozen):
     training: TrainingSpec = TrainingSpec()
     schedule: ScheduleSpec = ScheduleSpec()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_metric(cls, document: Any) -> Any:
+        """The primary metric defaults by task, so a regression spec needs no classification scorer."""
+        if isinstance(document, dict) and isinstance(document.get("evaluation", {}), dict):
+            evaluation = dict(document.get("evaluation") or {})
+            if not evaluation.get("metric"):
+                evaluation["metric"] = DEFAULT_METRICS.get(document.get("task"), "")
+                document = {**document, "evaluation": evaluation}
+        return document
+
     @model_validator(mode="after")
-    def _columns_consistent(self) -> ModelSpec:
+    def _consistent(self) -> ModelSpec:
+        """Rules between fields, each error on the field to change."""
+        problems: list[tuple[tuple[str, ...], str]] = []
         features = set(self.features.columns)
         if self.target in features:
-            raise ValueError(f"target {self.target!r} is also listed as a feature")
+            problems.append((("target",), f"target {self.target!r} is also listed as a feature"))
         if self.data.timestamp_column in features or self.data.timestamp_column == self.target:
-            raise ValueError(f"timestamp_column {self.data.timestamp_column!r} cannot be the target or a feature")
+            problems.append(
+                (("data", "timestamp_column"), f"{self.data.timestamp_column!r} cannot be the target or a feature")
+            )
         unknown_slices = sorted(set(self.evaluation.slices) - set(self.features.categorical))
         if unknown_slices:
-            raise ValueError(f"evaluation.slices {unknown_slices} must be categorical features")
+            problems.append((("evaluation", "slices"), f"{unknown_slices} must be categorical features"))
+        for index, name in enumerate((self.evaluation.metric, *self.evaluation.secondary_metrics)):
+            problem = scorer_problem(name, self.task)
+            if problem:
+                loc = ("evaluation", "metric") if index == 0 else ("evaluation", "secondary_metrics", str(index - 1))
+                problems.append((loc, problem))
+        if problems:
+            raise ValidationError.from_exception_data(
+                "ModelSpec",
+                [
+                    InitErrorDetails(type=PydanticCustomError("spec", "{reason}", {"reason": reason}), loc=loc, input=None)
+                    for loc, reason in problems
+                ],
+            )
         return self
 
     @property

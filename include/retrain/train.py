@@ -23,9 +23,13 @@ import traceback
 from pathlib import Path
 
 from retrain import __version__
-from retrain import registry as reg
-from retrain.errors import RegistryError, TrainingError
+from retrain.contracts import TrainingResult
+from retrain.errors import TrainingError
+from retrain.options import Run
+from retrain.registry import REFERENCE_ARTIFACT, Registry
+from retrain.registry.tracking import training_run
 from retrain.spec import ModelSpec
+from retrain.tags import Decision, Tag
 
 log = logging.getLogger("retrain.train")
 TERMINATION_LOG = Path("/dev/termination-log")
@@ -62,40 +66,12 @@ def params_hash(params: dict) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="retrain.train", description="Fit, log and register one model version.")
     parser.add_argument("--spec-json", required=True, help="The validated model spec as JSON.")
-    parser.add_argument("--features-dir", required=True, type=Path, help="Feature partition folder.")
-    parser.add_argument("--window-end", required=True, help="End date of the data window (YYYY-MM-DD).")
-    parser.add_argument("--params-override", default="{}", help="JSON object of estimator parameter overrides.")
-    parser.add_argument("--dag-id", required=True)
-    parser.add_argument("--run-id", required=True)
+    parser.add_argument("--run-json", required=True, help="The Airflow run: ids, trigger-form options, window.")
     parser.add_argument("--task-id", required=True)
+    parser.add_argument("--features-dir", required=True, type=Path, help="Feature partition folder.")
     parser.add_argument("--result-path", required=True, type=Path)
     parser.add_argument("--experiment", default=None, help="MLflow experiment (default: retrain/<model name>).")
     return parser.parse_args(argv)
-
-
-def _find_existing_version(client, spec: ModelSpec, input_hash: str, p_hash: str, code: str):
-    """The version trained before on exactly these inputs (data, parameters, code), if any.
-
-    MLflow's version creation is not idempotent: without this lookup a task retry or a rerun of
-    the same date would register duplicates.
-    """
-    query = (
-        f"name = '{spec.name}' and tags.`{reg.TAG_INPUT_HASH}` = '{input_hash}'"
-        f" and tags.`{reg.TAG_PARAMS_HASH}` = '{p_hash}' and tags.`{reg.TAG_CODE_VERSION}` = '{code}'"
-    )
-    ready = [v for v in client.search_model_versions(query) if v.status == "READY"]
-    return min(ready, key=lambda v: int(v.version)) if ready else None
-
-
-def _wait_ready(client, name: str, version: str, timeout_s: float = 300.0):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        mv = client.get_model_version(name, version)
-        if mv.status == "READY":
-            return mv
-        if mv.status == "FAILED_REGISTRATION" or time.monotonic() > deadline:
-            raise RegistryError(f"model {name} version {version} did not become READY (status {mv.status})")
-        time.sleep(0.5)
 
 
 def _trusted_types(pipeline) -> list[str]:
@@ -116,16 +92,14 @@ def holdout_metrics(pipeline, X, y, spec: ModelSpec) -> dict[str, float]:
     return {name: float(get_scorer(name)(pipeline, X, y)) for name in names}
 
 
-def train(args: argparse.Namespace) -> dict:
-    import mlflow
-    from mlflow.models import infer_signature
-
+def train(args: argparse.Namespace) -> TrainingResult:
+    """Fits the spec's pipeline on the partition, logs the run and registers the version (or reuses
+    the one trained on the same inputs)."""
     from retrain.features import build_pipeline, estimator_params, feature_matrix, read_partition, reference_sample
 
     spec = ModelSpec.model_validate_json(args.spec_json)
-    overrides = json.loads(args.params_override)
-    if not isinstance(overrides, dict):
-        raise TrainingError(f"--params-override must be a JSON object, got {args.params_override!r}")
+    run = Run.from_dict(json.loads(args.run_json))
+    overrides = dict(run.options.estimator_params)
     params = estimator_params(spec, overrides)
     train_df, holdout_df, manifest = read_partition(args.features_dir)
     if train_df.empty or holdout_df.empty:
@@ -135,97 +109,83 @@ def train(args: argparse.Namespace) -> dict:
     code = code_version()
     p_hash = params_hash(params)
     input_hash = manifest["input_hash"]
+    window_end = run.window.end_date.isoformat()
 
-    client = reg.client()
-    existing = _find_existing_version(client, spec, input_hash, p_hash, code)
+    registry = Registry()
+    # MLflow's version creation is not idempotent: without this lookup a task retry or a rerun of
+    # the same date would register duplicates.
+    reusable = registry.versions(
+        spec.name, {Tag.INPUT_HASH: input_hash, Tag.PARAMS_HASH: p_hash, Tag.CODE_VERSION: code}
+    )
+    existing = next((v for v in reusable if v.status == "READY"), None)
     if existing is not None:
-        run = client.get_run(existing.run_id)
         log.info(
             "reusing model %s version %s (MLflow run %s): already trained on the same data hash, code and params",
             spec.name, existing.version, existing.run_id,
         )  # fmt: skip
-        return {
-            "run_id": existing.run_id,
-            "model_version": str(existing.version),
-            "metrics": {k: v for k, v in run.data.metrics.items() if k != "fit_seconds"},
-            "reused": True,
-            "input_hash": input_hash,
-        }
+        metrics = registry.run_metrics(existing.run_id)
+        return TrainingResult(
+            run_id=existing.run_id or "",
+            model_version=existing.version,
+            metrics={k: v for k, v in metrics.items() if k != "fit_seconds"},
+            reused=True,
+            input_hash=input_hash,
+        )
 
-    experiment = args.experiment or f"retrain/{spec.name}"
-    mlflow.set_experiment(experiment)
     X_train, y_train = feature_matrix(train_df, spec)
     X_holdout, y_holdout = feature_matrix(holdout_df, spec)
     tags = {
-        reg.TAG_DAG_ID: args.dag_id,
-        reg.TAG_RUN_ID: args.run_id,
-        reg.TAG_TASK_ID: args.task_id,
-        reg.TAG_WINDOW_END: args.window_end,
-        reg.TAG_INPUT_HASH: input_hash,
-        reg.TAG_TRAIN_HASH: manifest["train_hash"],
-        reg.TAG_HOLDOUT_HASH: manifest["holdout_hash"],
-        reg.TAG_CODE_VERSION: code,
-        reg.TAG_PARAMS_HASH: p_hash,
-        "retrain.model_name": spec.name,
-        "retrain.estimator": spec.model.estimator,
+        Tag.DAG_ID: run.dag_id,
+        Tag.RUN_ID: run.run_id,
+        Tag.TASK_ID: args.task_id,
+        Tag.WINDOW_END: window_end,
+        Tag.INPUT_HASH: input_hash,
+        Tag.TRAIN_HASH: manifest["train_hash"],
+        Tag.HOLDOUT_HASH: manifest["holdout_hash"],
+        Tag.CODE_VERSION: code,
+        Tag.PARAMS_HASH: p_hash,
+        Tag.MODEL_NAME: spec.name,
+        Tag.ESTIMATOR: spec.model.estimator,
     }
-    with mlflow.start_run(run_name=f"{spec.name}-{args.window_end}", tags=tags) as run:
-        mlflow.log_params({f"model.{k}": v for k, v in params.items()})
-        mlflow.log_params(
-            {"estimator": spec.model.estimator, "window_end": args.window_end, "train_rows": len(train_df),
+    tags = {str(k): v for k, v in tags.items()}
+    experiment = args.experiment or f"retrain/{spec.name}"
+    with training_run(experiment, f"{spec.name}-{window_end}", tags) as logged:
+        logged.params({f"model.{k}": v for k, v in params.items()})
+        logged.params(
+            {"estimator": spec.model.estimator, "window_end": window_end, "train_rows": len(train_df),
              "holdout_rows": len(holdout_df), "lookback_days": spec.data.lookback_days,
              "holdout_days": spec.data.holdout_days}
         )  # fmt: skip
-        mlflow.log_dict(json.loads(args.spec_json), "spec.json")
-        mlflow.log_input(
-            mlflow.data.from_pandas(train_df, name=f"{spec.name}-train", digest=manifest["train_hash"][:32]),
-            context="training",
-        )
-        mlflow.log_input(
-            mlflow.data.from_pandas(holdout_df, name=f"{spec.name}-holdout", digest=manifest["holdout_hash"][:32]),
-            context="holdout",
-        )
+        logged.document(json.loads(args.spec_json), "spec.json")
+        logged.dataset(train_df, f"{spec.name}-train", manifest["train_hash"][:32], context="training")
+        logged.dataset(holdout_df, f"{spec.name}-holdout", manifest["holdout_hash"][:32], context="holdout")
         started = time.perf_counter()
         pipeline = build_pipeline(spec, overrides).fit(X_train, y_train)
         fit_seconds = time.perf_counter() - started
         metrics = holdout_metrics(pipeline, X_holdout, y_holdout, spec)
-        mlflow.log_metrics({**metrics, "fit_seconds": fit_seconds})
+        logged.metrics({**metrics, "fit_seconds": fit_seconds})
 
         with tempfile.TemporaryDirectory() as tmp:
-            reference = Path(tmp) / Path(reg.REFERENCE_ARTIFACT).name
+            reference = Path(tmp) / Path(REFERENCE_ARTIFACT).name
             reference_sample(train_df, spec).to_parquet(reference, index=False)
-            mlflow.log_artifact(str(reference), artifact_path=str(Path(reg.REFERENCE_ARTIFACT).parent))
+            logged.artifact(str(reference), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))
 
-        example = X_train.head(5)
-        predict = pipeline.predict_proba if spec.task == "classification" else pipeline.predict
-        signature = infer_signature(example, predict(example))
-        info = mlflow.sklearn.log_model(
-            pipeline,
-            name="model",
-            signature=signature,
-            input_example=example,
-            serialization_format="skops",
-            skops_trusted_types=_trusted_types(pipeline),
-            pyfunc_predict_fn="predict_proba" if spec.task == "classification" else "predict",
+        predict = "predict_proba" if spec.task == "classification" else "predict"
+        model_uri = logged.sklearn_model(pipeline, X_train.head(5), predict, _trusted_types(pipeline))
+        version = registry.wait_ready(spec.name, logged.register(model_uri, spec.name, tags)).version
+        registry.set_tags(spec.name, version, {Tag.DECISION: Decision.PENDING})
+        result = TrainingResult(
+            run_id=logged.run_id, model_version=version, metrics=metrics, reused=False, input_hash=input_hash
         )
-        version = mlflow.register_model(info.model_uri, spec.name, tags=tags)
-        version = _wait_ready(client, spec.name, version.version)
-        client.set_model_version_tag(spec.name, version.version, reg.TAG_DECISION, "pending_evaluation")
-        result = {
-            "run_id": run.info.run_id,
-            "model_version": str(version.version),
-            "metrics": metrics,
-            "reused": False,
-            "input_hash": input_hash,
-        }
-        mlflow.log_dict(result, "result.json")
+        logged.document(result.to_xcom(), "result.json")
     return result
 
 
-def write_result(path: Path, result: dict) -> None:
+def write_result(path: Path, result: TrainingResult) -> None:
+    """The job's result where the pod's XCom sidecar (or the local backend) reads it, written atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(result, sort_keys=True))
+    tmp.write_text(json.dumps(result.to_xcom(), sort_keys=True))
     os.replace(tmp, path)
 
 
@@ -248,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s\n%s", message, traceback.format_exc())
         _record_termination(message)
         return 1
-    log.info("registered %s", json.dumps(result, sort_keys=True))
+    log.info("registered %s", json.dumps(result.to_xcom(), sort_keys=True))
     return 0
 
 

@@ -1,7 +1,9 @@
-"""Builds the retraining DAG of one model spec, and a visible placeholder for a spec that is broken.
+"""Builds the retraining DAG of one model spec from the pipeline definition, and a visible placeholder
+for a spec that is broken.
 
 Parse-time cost matters (every DAG file is parsed every few seconds): this module imports only
-Airflow's SDK and the spec schema; operators import their heavy dependencies inside `execute`.
+Airflow's SDK, the spec schema and the pipeline definition; tasks import their heavy dependencies
+when they run.
 """
 
 from __future__ import annotations
@@ -9,17 +11,18 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, Asset, BaseOperator, Param, chain
 
-from retrain_operators.notify import failure_notifiers
+from retrain import pipeline
+from retrain.options import SCHEMA_DIALECT, form_fields
+from retrain_operators.notify import failure_notifiers, promotion_notifiers
 
 if TYPE_CHECKING:
+    from retrain.pipeline import Step
     from retrain.spec import ModelSpec
 
-TRAINING_POOL = "retrain_training"
-PROMOTION_POOL = "retrain_promotion"
 BASE_TAGS = ("retrain",)
 
 
@@ -28,52 +31,20 @@ def model_asset(model_name: str) -> Asset:
     return Asset(name=f"model_{model_name}", uri=f"mlflow://models/{model_name}", group="ml-model")
 
 
-# Airflow checks every Param's schema against its dialect's meta-schema when a scheduled DAG is built,
-# once per DAG in the file. The form uses nothing newer than draft 7, whose meta-schema is checked in
-# 40% of the time of the default (2020-12): a third less for the file's Params (benchmarks/README.md).
-SCHEMA_DIALECT = "http://json-schema.org/draft-07/schema#"
-
-
-def _param(default, title: str, description: str, **schema) -> Param:
-    return Param(default, description=description, schema={"$schema": SCHEMA_DIALECT, "title": title, **schema})
-
-
 def trigger_params(spec: ModelSpec) -> dict[str, Param]:
+    """The trigger form: one Param per field of `retrain.options.RunOptions`, described for this spec."""
+    values = {
+        "lookback_days": spec.data.lookback_days,
+        "holdout_days": spec.data.holdout_days,
+        "estimator": spec.model.estimator,
+    }
     return {
-        "end_date": _param(
-            None,
-            "Window end date",
-            f"Last day (exclusive) of the data window; the window is the {spec.data.lookback_days} days before it"
-            f" and its last {spec.data.holdout_days} days are the holdout. Empty: the run's data interval end,"
-            " or the trigger time for a manual run.",
-            type=["null", "string"],
-            format="date",
-        ),
-        "force": _param(
-            False,
-            "Retrain without drift",
-            "Train even when the drift policy (retrain: on_drift) finds no drift.",
-            type="boolean",
-        ),
-        "force_promote": _param(
-            False,
-            "Force promotion",
-            "Promote the new model even if it does not beat the champion. The score floor and the baseline"
-            " check still apply; the promotion is recorded as forced.",
-            type="boolean",
-        ),
-        "dry_run": _param(
-            False,
-            "Dry run",
-            "Train and evaluate, record the decision, but never move the champion alias.",
-            type="boolean",
-        ),
-        "estimator_params": _param(
-            {},
-            "Estimator parameter overrides",
-            f'JSON object merged over the spec\'s model.params for {spec.model.estimator}, e.g. {{"max_iter": 300}}.',
-            type="object",
-        ),
+        f.name: Param(
+            f.metadata["form_default"],
+            description=f.metadata["description"].format(**values),
+            schema={"$schema": SCHEMA_DIALECT, "title": f.metadata["title"], **f.metadata["schema"]},
+        )
+        for f in form_fields()
     }
 
 
@@ -85,32 +56,37 @@ def _doc(spec: ModelSpec, spec_path: Path) -> str:
 
 Spec: `{spec_path}` · task: {spec.task} · estimator: `{spec.model.estimator}` · metric: `{spec.evaluation.metric}`
 
-`validate_data` (Great Expectations) → `check_drift` (PSI + KS / chi-square vs the champion's training data)
-→ `build_features` (Parquet partition per end date) → `train` (MLflow run + new model version)
-→ `evaluate` (champion vs challenger on the same holdout, policy decision) → `promote` (alias `champion`).
+{pipeline.chain_markdown(spec)}
 
 A failed gate stops the run and leaves the champion untouched. `promote` is skipped when the policy declines.
 Roll back with the `retrain_rollback` DAG.
 """
 
 
-def _train_operator(spec: ModelSpec, backend: str, **kwargs) -> BaseOperator:
-    if backend == "kubernetes":
-        from retrain_operators.kubernetes import KubernetesTrainOperator
+def _task(spec: ModelSpec, step: Step, backend: str) -> BaseOperator:
+    kwargs: dict[str, Any] = {}
+    if step.pool:
+        kwargs["pool"] = step.pool
+    if step.emits_model:
+        kwargs["outlets"] = [model_asset(spec.name)]
+        kwargs["on_success_callback"] = promotion_notifiers()
+    if step.kind == "train":
+        # The job enforces training.timeout_minutes itself and reports its last log lines; this is the backstop.
+        kwargs["execution_timeout"] = dt.timedelta(minutes=spec.training.timeout_minutes + 10)
+        if backend == "kubernetes":
+            from retrain_operators.pod_train import KubernetesTrainOperator
 
-        return KubernetesTrainOperator(spec=spec, **kwargs)
-    from retrain_operators.train import LocalTrainOperator
+            return KubernetesTrainOperator(spec=spec, step=step, **kwargs)
+        from retrain_operators.local_train import LocalTrainOperator
 
-    return LocalTrainOperator(spec=spec, **kwargs)
+        return LocalTrainOperator(spec=spec, step=step, **kwargs)
+    from retrain_operators.base import StepOperator
+
+    return StepOperator(spec=spec, step=step, **kwargs)
 
 
 def build_retrain_dag(spec: ModelSpec, spec_path: Path, backend: str = "local") -> DAG:
-    from retrain_operators.drift import CheckDriftOperator
-    from retrain_operators.evaluate import EvaluateModelOperator
-    from retrain_operators.features import BuildFeaturesOperator
-    from retrain_operators.promote import PromoteModelOperator
-    from retrain_operators.validate import ValidateDataOperator
-
+    """The retraining DAG of one spec: one task per pipeline step, in order, on the spec's schedule."""
     schedule = spec.schedule
     start = dt.datetime.combine(schedule.start_date, dt.time(), tzinfo=dt.UTC)
     default_args = {
@@ -133,22 +109,7 @@ def build_retrain_dag(spec: ModelSpec, spec_path: Path, backend: str = "local") 
         params=trigger_params(spec),
         default_args=default_args,
     ) as dag:
-        validate = ValidateDataOperator(task_id="validate_data", spec=spec)
-        drift = CheckDriftOperator(task_id="check_drift", spec=spec)
-        features = BuildFeaturesOperator(task_id="build_features", spec=spec)
-        train = _train_operator(
-            spec,
-            backend,
-            task_id="train",
-            pool=TRAINING_POOL,
-            # The job enforces training.timeout_minutes itself and reports its last log lines; this is the backstop.
-            execution_timeout=dt.timedelta(minutes=spec.training.timeout_minutes + 10),
-        )
-        evaluate = EvaluateModelOperator(task_id="evaluate", spec=spec)
-        promote = PromoteModelOperator(
-            task_id="promote", spec=spec, pool=PROMOTION_POOL, outlets=[model_asset(spec.name)]
-        )
-        chain(validate, drift, features, train, evaluate, promote)
+        chain(*[_task(spec, step, backend) for step in pipeline.steps(spec)])
     return dag
 
 

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 from airflow.sdk.definitions.param import ParamValidationError
 
-from tests.integration.conftest import TASKS
+from tests.support import REPO, TASKS
 
-REPO = Path(__file__).resolve().parents[2]
 MANUAL_DAGS = {"retrain_rollback"}
 
 

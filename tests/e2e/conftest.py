@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.integration.conftest import REPO, free_port, write_spec
+from tests.support import REPO, free_port, write_spec
 
 E2E_MODEL = "e2e_churn"
 BROKEN_MODEL = "e2e_broken"

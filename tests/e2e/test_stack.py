@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 
 from retrain.registry import CHAMPION_ALIAS
 from tests.e2e.conftest import ARTIFACTS, BROKEN_MODEL, E2E_MODEL
-from tests.integration.conftest import TASKS
+from tests.support import TASKS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 CHROMIUM_ARGS = [
@@ -67,7 +67,7 @@ def test_browser_login_trigger_form_shows_every_param_and_the_run_succeeds(stack
 
     from retrain.spec import load_spec
     from retrain_operators.dag_factory import trigger_params
-    from tests.integration.conftest import REPO
+    from tests.support import REPO
 
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     dag_id = f"retrain_{E2E_MODEL}"

@@ -2,103 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
-import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-# The retraining chain in order: what every DAG-level test asserts task states on.
-TASKS = ["validate_data", "check_drift", "build_features", "train", "evaluate", "promote"]
-BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with contextlib.closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"{url} did not answer within {timeout}s")
-
-
-def server_env() -> dict[str, str]:
-    # MLflow's job runner (GenAI evaluation jobs, trace roll-ups: unused here) forks a dozen huey workers.
-    return {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-
-
-class MlflowServer:
-    def __init__(self, root: Path, port: int | None = None) -> None:
-        self.root = root
-        self.port = port or free_port()
-        self.uri = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> MlflowServer:
-        self.root.mkdir(parents=True, exist_ok=True)
-        log = open(self.root / "server.log", "ab")
-        self.process = subprocess.Popen(
-            [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port),
-             "--backend-store-uri", f"sqlite:///{self.root}/mlflow.db",
-             "--artifacts-destination", str(self.root / "artifacts"), "--workers", "1"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=server_env(),
-        )  # fmt: skip
-        wait_http(f"{self.uri}/health")
-        return self
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, 15)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, 9)
-                self.process.wait()
+from tests.support import BIN, REPO, MlflowServer, ensure_demo_data, tracking
 
 
 @pytest.fixture(scope="session")
-def airflow_db() -> Path:
-    home = Path(os.environ["AIRFLOW_HOME"])
+def airflow_db() -> None:
     subprocess.run([str(BIN / "airflow"), "db", "migrate"], check=True, capture_output=True)
     subprocess.run([sys.executable, str(REPO / "scripts" / "apply_airflow_settings.py"), str(REPO / "airflow_settings.yaml")],
                    check=True, capture_output=True)  # fmt: skip
-    return home
-
-
-@contextlib.contextmanager
-def tracking(server: MlflowServer):
-    """Point MLflow clients (this process and the jobs it starts) at the server, then stop it."""
-    previous = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = server.uri
-    # Fail fast when a test stops the server on purpose, instead of MLflow's long default backoff.
-    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "2"
-    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
-    try:
-        yield server
-    finally:
-        server.stop()
-        if previous is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = previous
 
 
 @pytest.fixture(scope="session")
@@ -114,61 +31,17 @@ def spec_dir(tmp_path) -> Path:
     return directory
 
 
-_counter = iter(range(1, 10_000))
+@pytest.fixture
+def registry(mlflow_server):
+    """The package's own registry boundary on the test server."""
+    from retrain.registry import Registry
 
-
-def artifacts(name: str) -> Path:
-    """The model's feature partitions and reports under this session's RETRAIN_ARTIFACTS_ROOT."""
-    return Path(os.environ["RETRAIN_ARTIFACTS_ROOT"]) / name
-
-
-def write_spec(directory: Path, name: str | None = None, **overrides) -> Path:
-    """The demo spec under a fresh name (so each test has its own registered model), with overrides.
-
-    Overrides are dotted paths: write_spec(d, **{"drift.retrain": "on_drift"}).
-    """
-    document = yaml.safe_load((REPO / "include" / "models" / "churn.yaml").read_text())
-    document["name"] = name or f"churn_it{os.getpid()}_{next(_counter)}"
-    document["data"]["uri"] = str(REPO / "include" / "data" / "demo")
-    # dag.test() waits out retry delays: a failing task must fail the run at once.
-    document["schedule"]["retries"] = 0
-    document["evaluation"]["bootstrap"]["resamples"] = 50
-    for dotted, value in overrides.items():
-        node = document
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    path = directory / f"{document['name']}.yaml"
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return path
-
-
-def run_dag(spec_path: Path, end_date: dt.date, before_task: dict | None = None, **conf):
-    """Run the spec's retraining DAG with dag.test() and return {task_id: state} and the DagRun.
-
-    before_task maps a task id to a callable run right before that task executes (fault injection).
-    """
-    from retrain.spec import load_spec
-    from retrain_operators.dag_factory import build_retrain_dag
-
-    dag = build_retrain_dag(load_spec(spec_path), spec_path)
-    for task_id, hook in (before_task or {}).items():
-        dag.get_task(task_id)._pre_execute_hook = hook
-    logical = dt.datetime.combine(end_date, dt.time(), tzinfo=dt.UTC)
-    # dag.test() serializes the DAGs it finds in the dags folder: point that folder's factory at this spec.
-    previous = os.environ["RETRAIN_SPECS_DIR"]
-    os.environ["RETRAIN_SPECS_DIR"] = str(spec_path.parent)
-    try:
-        dag_run = dag.test(logical_date=logical, run_conf=conf or None)
-    finally:
-        os.environ["RETRAIN_SPECS_DIR"] = previous
-    states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
-    return states, dag_run
+    return Registry(mlflow_server.uri)
 
 
 @pytest.fixture
-def registry(mlflow_server):
+def mlflow_client(mlflow_server):
+    """MLflow's own client, for what the boundary does not expose (run inputs, artifact listings)."""
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=mlflow_server.uri)
@@ -176,24 +49,4 @@ def registry(mlflow_server):
 
 @pytest.fixture(autouse=True)
 def _demo_data():
-    if not (REPO / "include" / "data" / "demo" / "events_2025-08.parquet").exists():
-        subprocess.run([sys.executable, "-m", "retrain.demo_data", str(REPO / "include" / "data" / "demo")], check=True)
-
-
-def copy_demo_data(target: Path) -> Path:
-    shutil.copytree(REPO / "include" / "data" / "demo", target)
-    return target
-
-
-def run_rollback(spec_dir: Path, **conf):
-    """Run retrain_rollback as parsed with this test's specs folder; returns {task_id: state}."""
-    import runpy
-
-    previous = os.environ["RETRAIN_SPECS_DIR"]
-    os.environ["RETRAIN_SPECS_DIR"] = str(spec_dir)
-    try:
-        dag = runpy.run_path(str(REPO / "dags" / "retrain_rollback.py"))["dag"]
-        dag_run = dag.test(run_conf=conf)
-    finally:
-        os.environ["RETRAIN_SPECS_DIR"] = previous
-    return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+    ensure_demo_data()

@@ -10,8 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from retrain import registry as reg
-from tests.integration.conftest import TASKS, artifacts, copy_demo_data, run_dag, write_spec
+from tests.support import TASKS, artifacts, copy_demo_data, run_dag, write_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("airflow_db", "mlflow_server")]
 NIGHT = dt.date(2025, 5, 2)
@@ -56,6 +55,6 @@ def test_bad_data_stops_at_validation_and_changes_nothing(spec_dir, registry, tm
     report = next((artifacts(name) / "reports" / f"end_date={NIGHT}").glob("*/validation.json"))
     assert named in report.read_text(), f"the report must name {named!r}: {json.loads(report.read_text())}"
 
-    assert reg.aliases(registry, name) == {"champion": "1", "previous": None}
-    assert [v.version for v in registry.search_model_versions(f"name='{name}'")] == ["1"]
+    assert registry.aliases(name) == {"champion": "1", "previous": None}
+    assert [v.version for v in registry.versions(name)] == ["1"]
     assert sorted(p.name for p in features.iterdir()) == before

@@ -8,8 +8,7 @@ import json
 
 import pytest
 
-from retrain import registry as reg
-from tests.integration.conftest import TASKS, artifacts, run_dag, write_spec
+from tests.support import TASKS, artifacts, run_dag, write_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("airflow_db", "mlflow_server")]
 
@@ -31,15 +30,15 @@ def test_on_drift_policy_skips_a_quiet_night_retrains_when_forced_and_after_the_
     assert {states[t] for t in TASKS[2:]} == {"skipped"}
     quiet = drift_report(name, dt.date(2025, 5, 2))
     assert quiet["drifted_features"] == []
-    assert [v.version for v in registry.search_model_versions(f"name='{name}'")] == ["1"]
+    assert [v.version for v in registry.versions(name)] == ["1"]
 
     states, _ = run_dag(spec_path, dt.date(2025, 5, 2), force=True)
     assert {states[t] for t in TASKS[:5]} == {"success"}
-    assert len(registry.search_model_versions(f"name='{name}'")) == 2
+    assert len(registry.versions(name)) == 2
 
     states, _ = run_dag(spec_path, dt.date(2025, 7, 1))
     assert {states[t] for t in TASKS[:5]} == {"success"}
     shifted = drift_report(name, dt.date(2025, 7, 1))
     assert "monthly_spend" in shifted["drifted_features"]
-    assert len(registry.search_model_versions(f"name='{name}'")) == 3
-    assert reg.get_champion(registry, name) is not None
+    assert len(registry.versions(name)) == 3
+    assert registry.champion(name) is not None

@@ -14,13 +14,14 @@ import sys
 import pytest
 from mlflow import MlflowClient
 
-from retrain import registry as reg
 from retrain.data import read_window
 from retrain.features import build_partition
-from retrain.invocation import AirflowIds, training_invocation
+from retrain.invocation import training_invocation
+from retrain.registry import Registry
 from retrain.spec import load_spec
+from retrain.tags import Tag
 from retrain.window import Window
-from tests.integration.conftest import TASKS, MlflowServer, run_dag, tracking, write_spec
+from tests.support import TASKS, MlflowServer, bare_run, run_dag, tracking, write_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.usefixtures("airflow_db")]
 
@@ -46,14 +47,14 @@ def test_registry_down_during_a_run_fails_it_changes_nothing_and_a_rerun_complet
 
     server = own_server.start()  # same port, same store
     client = MlflowClient(server.uri)
-    assert reg.aliases(client, name) == {"champion": "1", "previous": None}
+    assert Registry(client=client).aliases(name) == {"champion": "1", "previous": None}
     assert [v.version for v in client.search_model_versions(f"name='{name}'")] == ["1"]
 
     states, _ = run_dag(spec_path, dt.date(2025, 5, 2))
     assert {states[t] for t in TASKS[:5]} == {"success"}
     versions = {v.version: v for v in client.search_model_versions(f"name='{name}'")}
     assert set(versions) == {"1", "2"}
-    assert versions["2"].tags[reg.TAG_DECISION] in {"promoted", "declined"}
+    assert versions["2"].tags[Tag.DECISION] in {"promoted", "declined"}
 
 
 def test_registry_down_during_evaluation_promotes_nothing_and_a_rerun_reuses_the_version(spec_dir, own_server):
@@ -66,15 +67,15 @@ def test_registry_down_during_evaluation_promotes_nothing_and_a_rerun_reuses_the
     assert states["evaluate"] == "failed" and states["promote"] == "upstream_failed"
 
     client = MlflowClient(own_server.start().uri)
-    assert reg.aliases(client, name) == {"champion": "1", "previous": None}
+    assert Registry(client=client).aliases(name) == {"champion": "1", "previous": None}
     trained = client.get_model_version(name, "2")
-    assert trained.tags.get(reg.TAG_PASSED_EVALUATION) != "true", "an unevaluated version must not be promotable"
+    assert trained.tags.get(Tag.PASSED_EVALUATION) != "true", "an unevaluated version must not be promotable"
 
     states, _ = run_dag(spec_path, dt.date(2025, 5, 2))
     assert {states[t] for t in TASKS[:5]} == {"success"}
     versions = {v.version: v for v in client.search_model_versions(f"name='{name}'")}
     assert set(versions) == {"1", "2"}, "the rerun reuses the trained version instead of registering another"
-    assert versions["2"].tags[reg.TAG_DECISION] in {"promoted", "declined"}
+    assert versions["2"].tags[Tag.DECISION] in {"promoted", "declined"}
 
 
 def test_registry_down_between_the_two_alias_writes_then_a_rerun_completes_the_promotion(spec_dir, own_server):
@@ -83,7 +84,7 @@ def test_registry_down_between_the_two_alias_writes_then_a_rerun_completes_the_p
     run_dag(spec_path, dt.date(2025, 5, 1))
     states, _ = run_dag(spec_path, dt.date(2025, 5, 2), dry_run=True)
     assert states["promote"] == "skipped"
-    assert reg.aliases(MlflowClient(own_server.uri), name) == {"champion": "1", "previous": None}
+    assert Registry(own_server.uri).aliases(name) == {"champion": "1", "previous": None}
 
     class ServerDiesAfterFirstWrite(MlflowClient):
         def set_registered_model_alias(self, *args, **kwargs):
@@ -91,15 +92,15 @@ def test_registry_down_between_the_two_alias_writes_then_a_rerun_completes_the_p
             own_server.stop()
 
     with pytest.raises(Exception, match=r"previous|Max retries|Connection|API request"):
-        reg.promote(ServerDiesAfterFirstWrite(own_server.uri), name, "2", expected_champion="1")
+        Registry(client=ServerDiesAfterFirstWrite(own_server.uri)).promote(name, "2", expected_champion="1")
 
     server = own_server.start()  # same port, same store
     client = MlflowClient(server.uri)
     # Interrupted after the first write: champion moved, previous not yet. The task fails (and is retried).
-    assert reg.aliases(client, name) == {"champion": "2", "previous": None}
-    assert reg.promote(client, name, "2", expected_champion="1") == {"champion": "2", "previous": "1"}
+    assert Registry(client=client).aliases(name) == {"champion": "2", "previous": None}
+    assert Registry(client=client).promote(name, "2", expected_champion="1") == {"champion": "2", "previous": "1"}
     # A third attempt is a no-op that reads back the same state.
-    assert reg.promote(client, name, "2", expected_champion="1") == {"champion": "2", "previous": "1"}
+    assert Registry(client=client).promote(name, "2", expected_champion="1") == {"champion": "2", "previous": "1"}
 
 
 def test_training_with_the_registry_down_fails_clearly_and_writes_no_result(spec_dir, tmp_path, own_server):
@@ -111,9 +112,9 @@ def test_training_with_the_registry_down_fails_clearly_and_writes_no_result(spec
     result = tmp_path / "return.json"
     invocation = training_invocation(
         spec,
+        bare_run(spec, dt.date(2025, 5, 1), "manual__registry_down"),
+        task_id="train",
         features_dir=str(partition.path),
-        window_end="2025-05-01",
-        ids=AirflowIds(dag_id=spec.dag_id, run_id="manual__registry_down", task_id="train"),
         result_path=str(result),
     )
     done = subprocess.run(
@@ -131,4 +132,4 @@ def test_training_with_the_registry_down_fails_clearly_and_writes_no_result(spec
     assert not result.exists()
     server = own_server.start()  # same port, same store
     assert MlflowClient(server.uri).search_model_versions(f"name='{spec.name}'") == []
-    assert reg.aliases(MlflowClient(server.uri), spec.name) == {"champion": None, "previous": None}
+    assert Registry(server.uri).aliases(spec.name) == {"champion": None, "previous": None}

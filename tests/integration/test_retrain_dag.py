@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from retrain import registry as reg
-from tests.integration.conftest import TASKS, artifacts, run_dag, run_rollback, write_spec
+from retrain.registry import CHAMPION_ALIAS, PREVIOUS_ALIAS
+from retrain.tags import Tag
+from tests.support import TASKS, artifacts, run_dag, run_rollback, write_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("airflow_db", "mlflow_server")]
 
@@ -25,30 +26,30 @@ def model_name(spec_path: Path) -> str:
     return spec_path.stem
 
 
-def test_first_run_trains_registers_and_promotes(spec_dir, registry):
+def test_first_run_trains_registers_and_promotes(spec_dir, registry, mlflow_client):
     spec_path = write_spec(spec_dir)
     name = model_name(spec_path)
     states, dag_run = run_dag(spec_path, NIGHT_1)
     assert states == dict.fromkeys(TASKS, "success")
     assert str(dag_run.state) == "success"
 
-    champion = registry.get_model_version_by_alias(name, reg.CHAMPION_ALIAS)
+    champion = registry.champion(name)
     assert champion.version == "1"
     tags = champion.tags
-    assert tags[reg.TAG_DECISION] == "promoted" and tags[reg.TAG_PASSED_EVALUATION] == "true"
-    assert tags[reg.TAG_DAG_ID] == f"retrain_{name}"
-    assert tags[reg.TAG_RUN_ID] == dag_run.run_id
-    assert tags[reg.TAG_WINDOW_END] == "2025-05-01"
-    assert len(tags[reg.TAG_INPUT_HASH]) == 64 and tags[reg.TAG_CODE_VERSION]
-    assert "no champion" in tags["retrain.reasons"].lower()
+    assert tags[Tag.DECISION] == "promoted" and tags[Tag.PASSED_EVALUATION] == "true"
+    assert tags[Tag.DAG_ID] == f"retrain_{name}"
+    assert tags[Tag.RUN_ID] == dag_run.run_id
+    assert tags[Tag.WINDOW_END] == "2025-05-01"
+    assert len(tags[Tag.INPUT_HASH]) == 64 and tags[Tag.CODE_VERSION]
+    assert "no champion" in tags[Tag.REASONS].lower()
 
-    run = registry.get_run(champion.run_id)
+    run = mlflow_client.get_run(champion.run_id)
     assert run.data.metrics["roc_auc"] > 0.6
     assert {i.dataset.digest for i in run.inputs.dataset_inputs} == {
-        tags[reg.TAG_TRAIN_HASH][:32],
-        tags[reg.TAG_HOLDOUT_HASH][:32],
+        tags[Tag.TRAIN_HASH][:32],
+        tags[Tag.HOLDOUT_HASH][:32],
     }
-    artifact_paths = {a.path for a in registry.list_artifacts(champion.run_id, "reports")}
+    artifact_paths = {a.path for a in mlflow_client.list_artifacts(champion.run_id, "reports")}
     assert {"reports/validation.html", "reports/evaluation.html", "reports/evaluation.json"} <= artifact_paths
 
     partitions = sorted(p.name for p in (artifacts(name) / "features").iterdir())
@@ -56,7 +57,7 @@ def test_first_run_trains_registers_and_promotes(spec_dir, registry):
     evaluation = json.loads(
         next((artifacts(name) / "reports" / "end_date=2025-05-01").glob("*/evaluation.json")).read_text()
     )
-    assert evaluation["promote"] is True and evaluation["champion_version_at_evaluation"] is None
+    assert evaluation["promote"] is True and evaluation["champion_version"] is None
 
 
 def test_rerun_of_the_same_date_reuses_the_version_and_the_partition(spec_dir, registry):
@@ -66,7 +67,7 @@ def test_rerun_of_the_same_date_reuses_the_version_and_the_partition(spec_dir, r
     states, _ = run_dag(spec_path, NIGHT_1)
     assert states["train"] == "success" and states["evaluate"] == "success"
     assert states["promote"] == "skipped"  # already champion: nothing to promote, no Asset event
-    versions = registry.search_model_versions(f"name = '{name}'")
+    versions = registry.versions(name)
     assert [v.version for v in versions] == ["1"]
     assert sorted(p.name for p in (artifacts(name) / "features").iterdir()) == ["end_date=2025-05-01"]
 
@@ -77,26 +78,26 @@ def test_worse_challenger_is_declined_and_champion_kept(spec_dir, registry):
     run_dag(spec_path, NIGHT_1)
     states, _ = run_dag(spec_path, NIGHT_2, estimator_params={"max_iter": 3, "learning_rate": 0.01})
     assert states["evaluate"] == "success" and states["promote"] == "skipped"
-    assert registry.get_model_version_by_alias(name, reg.CHAMPION_ALIAS).version == "1"
-    declined = registry.get_model_version(name, "2")
-    assert declined.tags[reg.TAG_DECISION] == "declined"
-    assert declined.tags[reg.TAG_PASSED_EVALUATION] == "false"
-    assert "vs champion" in declined.tags["retrain.reasons"]
-    assert reg.aliases(registry, name)[reg.PREVIOUS_ALIAS] is None
+    assert registry.champion(name).version == "1"
+    declined = registry.version(name, "2")
+    assert declined.tags[Tag.DECISION] == "declined"
+    assert declined.tags[Tag.PASSED_EVALUATION] == "false"
+    assert "vs champion" in declined.tags[Tag.REASONS]
+    assert registry.aliases(name)[PREVIOUS_ALIAS] is None
 
 
 def test_better_challenger_promotes_and_previous_is_set_then_rollback_restores(spec_dir, registry):
     spec_path = write_spec(spec_dir, **{"promotion.min_score": 0.5})
     name = model_name(spec_path)
     run_dag(spec_path, NIGHT_1, estimator_params={"max_iter": 2, "learning_rate": 0.02, "max_depth": 1})
-    assert registry.get_model_version_by_alias(name, reg.CHAMPION_ALIAS).version == "1"
+    assert registry.champion(name).version == "1"
     states, _ = run_dag(spec_path, NIGHT_2)
     assert states["promote"] == "success"
-    assert reg.aliases(registry, name) == {reg.CHAMPION_ALIAS: "2", reg.PREVIOUS_ALIAS: "1"}
+    assert registry.aliases(name) == {CHAMPION_ALIAS: "2", PREVIOUS_ALIAS: "1"}
 
     assert run_rollback(spec_dir, model_name=name, reason="v2 misbehaves in production") == {"rollback": "success"}
-    assert reg.aliases(registry, name) == {reg.CHAMPION_ALIAS: "1", reg.PREVIOUS_ALIAS: "2"}
-    assert registry.get_model_version(name, "1").tags["retrain.rollback_reason"] == "v2 misbehaves in production"
+    assert registry.aliases(name) == {CHAMPION_ALIAS: "1", PREVIOUS_ALIAS: "2"}
+    assert registry.version(name, "1").tags[Tag.ROLLBACK_REASON] == "v2 misbehaves in production"
 
 
 def test_dry_run_evaluates_and_records_but_moves_nothing(spec_dir, registry):
@@ -104,8 +105,8 @@ def test_dry_run_evaluates_and_records_but_moves_nothing(spec_dir, registry):
     name = model_name(spec_path)
     states, _ = run_dag(spec_path, NIGHT_1, dry_run=True)
     assert states["evaluate"] == "success" and states["promote"] == "skipped"
-    assert reg.aliases(registry, name) == {reg.CHAMPION_ALIAS: None, reg.PREVIOUS_ALIAS: None}
-    assert registry.get_model_version(name, "1").tags[reg.TAG_DECISION] == "dry_run_would_promote"
+    assert registry.aliases(name) == {CHAMPION_ALIAS: None, PREVIOUS_ALIAS: None}
+    assert registry.version(name, "1").tags[Tag.DECISION] == "dry_run_would_promote"
 
 
 def test_force_promote_overrides_comparison_and_is_recorded(spec_dir, registry):
@@ -114,8 +115,8 @@ def test_force_promote_overrides_comparison_and_is_recorded(spec_dir, registry):
     run_dag(spec_path, NIGHT_1)
     states, _ = run_dag(spec_path, NIGHT_2, force_promote=True, estimator_params={"max_iter": 3, "max_depth": 1})
     assert states["promote"] == "success"
-    assert reg.aliases(registry, name) == {reg.CHAMPION_ALIAS: "2", reg.PREVIOUS_ALIAS: "1"}
-    assert registry.get_model_version(name, "2").tags["retrain.forced"] == "true"
+    assert registry.aliases(name) == {CHAMPION_ALIAS: "2", PREVIOUS_ALIAS: "1"}
+    assert registry.version(name, "2").tags[Tag.FORCED] == "true"
 
 
 def test_concurrent_alias_change_is_detected_and_nothing_changes(spec_dir, registry):
@@ -129,8 +130,8 @@ def test_concurrent_alias_change_is_detected_and_nothing_changes(spec_dir, regis
     with pytest.raises(
         PromotionConflictError, match="points to version 1 but evaluation compared against version None"
     ):
-        reg.promote(registry, name, "2", expected_champion=None)
-    assert reg.aliases(registry, name) == {reg.CHAMPION_ALIAS: "1", reg.PREVIOUS_ALIAS: None}
+        registry.promote(name, "2", expected_champion=None)
+    assert registry.aliases(name) == {CHAMPION_ALIAS: "1", PREVIOUS_ALIAS: None}
 
 
 def test_rollback_refuses_a_version_that_never_passed_evaluation(spec_dir, registry):
@@ -140,4 +141,4 @@ def test_rollback_refuses_a_version_that_never_passed_evaluation(spec_dir, regis
     run_dag(spec_path, NIGHT_2, estimator_params={"max_iter": 3})  # declined
     states = run_rollback(spec_dir, model_name=name, target_version=2, reason="try the declined one")
     assert states == {"rollback": "failed"}
-    assert reg.aliases(registry, name)[reg.CHAMPION_ALIAS] == "1"
+    assert registry.aliases(name)[CHAMPION_ALIAS] == "1"

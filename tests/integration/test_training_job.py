@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from retrain import registry as reg
 from retrain.data import read_window
 from retrain.features import build_partition
-from retrain.invocation import AirflowIds, training_invocation
+from retrain.invocation import training_invocation
+from retrain.registry import CHAMPION_ALIAS, PREVIOUS_ALIAS
 from retrain.spec import load_spec
+from retrain.tags import Tag
 from retrain.window import Window
-from tests.integration.conftest import write_spec
+from tests.support import bare_run, write_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("mlflow_server")]
 
@@ -36,9 +37,9 @@ def prepared(spec_dir, tmp_path):
 def run_job(spec, partition, result: Path, run_id: str, code_version: str, **popen) -> subprocess.Popen:
     invocation = training_invocation(
         spec,
+        bare_run(spec, dt.date(2025, 5, 1), run_id),
+        task_id="train",
         features_dir=str(partition.path),
-        window_end="2025-05-01",
-        ids=AirflowIds(dag_id=spec.dag_id, run_id=run_id, task_id="train"),
         result_path=str(result),
     )
     env = {**os.environ, **invocation.env, "RETRAIN_CODE_VERSION": code_version}
@@ -56,10 +57,10 @@ def test_same_inputs_give_identical_metrics_and_are_not_registered_twice(prepare
     assert retrained["model_version"] != first["model_version"]  # code changed: a new version
     assert retrained["metrics"] == first["metrics"]  # same seed, same data: same numbers
     assert retried["model_version"] == first["model_version"] and retried["reused"] is True
-    assert len(registry.search_model_versions(f"name = '{spec.name}'")) == 2
-    version = registry.get_model_version(spec.name, first["model_version"])
-    assert version.tags[reg.TAG_DECISION] == "pending_evaluation"
-    assert version.tags[reg.TAG_INPUT_HASH] == partition.input_hash
+    assert len(registry.versions(spec.name)) == 2
+    version = registry.version(spec.name, first["model_version"])
+    assert version.tags[Tag.DECISION] == "pending_evaluation"
+    assert version.tags[Tag.INPUT_HASH] == partition.input_hash
 
 
 def test_a_killed_job_promotes_nothing_and_leaves_the_partition_intact(prepared, tmp_path, registry):
@@ -72,5 +73,5 @@ def test_a_killed_job_promotes_nothing_and_leaves_the_partition_intact(prepared,
     process.wait(timeout=30)
     assert process.returncode != 0
     assert not result.exists()
-    assert reg.aliases(registry, spec.name) == {reg.CHAMPION_ALIAS: None, reg.PREVIOUS_ALIAS: None}
+    assert registry.aliases(spec.name) == {CHAMPION_ALIAS: None, PREVIOUS_ALIAS: None}
     assert sorted(p.name for p in partition.path.iterdir()) == ["_manifest.json", "holdout.parquet", "train.parquet"]

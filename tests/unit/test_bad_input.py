@@ -14,8 +14,8 @@ from retrain.demo_data import generate
 from retrain.errors import DataError
 from retrain.spec import load_spec
 from retrain.window import Window
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 BASE = load_spec(REPO / "include" / "models" / "churn.yaml")
 WINDOW = Window.ending(dt.date(2025, 5, 1), BASE.data)
 

@@ -5,15 +5,14 @@ image, Kubernetes' OpenAPI schema and the Airflow chart expect, and to each othe
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import kubernetes_validate
 import pytest
 import yaml
 
 from retrain.spec import load_spec
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 MANIFESTS = REPO / "deploy" / "kubernetes"
 HELM_VALUES = REPO / "deploy" / "helm" / "values.yaml"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,8 +13,8 @@ from retrain.demo_data import generate
 from retrain.drift import EPSILON, compute_drift, psi, psi_categorical, psi_from_proportions, render_html, should_skip
 from retrain.features import prepare_frame, typed_frame
 from retrain.spec import load_spec
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 SPEC = load_spec(REPO / "include" / "models" / "churn.yaml")
 rng = np.random.default_rng(0)
 

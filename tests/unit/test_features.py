@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,8 +25,8 @@ from retrain.features import (
 )
 from retrain.spec import load_spec
 from retrain.window import Window
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 SPEC = load_spec(REPO / "include" / "models" / "churn.yaml")
 
 

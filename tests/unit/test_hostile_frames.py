@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,8 +17,8 @@ from retrain.report import write_atomic
 from retrain.spec import load_spec
 from retrain.validation import failure_message, validate_frame
 from retrain.window import Window
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 SPEC = load_spec(REPO / "include" / "models" / "churn.yaml")
 WINDOW = Window.ending(dt.date(2025, 5, 1), SPEC.data)
 COLUMNS = [*SPEC.input_columns, "ünïcødé 列", "x" * 300, ""]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -11,8 +10,8 @@ from hypothesis import strategies as st
 
 from retrain.errors import SpecError
 from retrain.spec import ModelSpec, load_spec, parse_spec
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 DEMO = yaml.safe_load((REPO / "include" / "models" / "churn.yaml").read_text())
 
 scalars = st.one_of(

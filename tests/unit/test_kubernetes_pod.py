@@ -6,18 +6,21 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import kubernetes_validate
 import pytest
 from kubernetes.client import ApiClient
 
+from retrain.contracts import TrainingResult
+from retrain.invocation import training_invocation
+from retrain.pipeline import producer
+from retrain.settings import features_dir
 from retrain.spec import load_spec
-from retrain_operators import common
-from retrain_operators.kubernetes import KubernetesTrainOperator, label_value
+from retrain_operators.base import run_from_context
+from retrain_operators.pod_train import KubernetesTrainOperator, label_value
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 SPEC_PATH = REPO / "include" / "models" / "churn.yaml"
 SPEC = load_spec(SPEC_PATH)
 RUN_ID = "scheduled__2025-05-01T02:00:00+00:00"
@@ -32,7 +35,7 @@ def run_context() -> dict:
 
 
 def built_pod(spec=SPEC):
-    operator = KubernetesTrainOperator(task_id="train", spec=spec)
+    operator = KubernetesTrainOperator(spec=spec, step=producer(TrainingResult))
     operator.prepare(run_context())
     pod = operator.build_pod_request_obj(context=None, dry_run=True)
     return operator, pod
@@ -50,12 +53,17 @@ def container(pod, name: str):
 def test_pod_runs_the_same_command_and_environment_as_the_local_backend():
     _, pod = built_pod()
     base = container(pod, "base")
-    invocation = common.training_invocation_for(run_context(), SPEC, "train", "/airflow/xcom/return.json")
+    run = run_from_context(run_context(), SPEC)
+    invocation = training_invocation(
+        SPEC, run, task_id="train", features_dir=str(features_dir(SPEC.name, run.window)),
+        result_path="/airflow/xcom/return.json",
+    )  # fmt: skip
     assert base.command == ["/usr/bin/dumb-init", "--", "python", "-m", "retrain.train"]
     assert base.args == list(invocation.arguments)
     assert {e.name: e.value for e in base.env} == invocation.env
-    assert "--window-end" in base.args and base.args[base.args.index("--window-end") + 1] == "2025-05-01"
-    assert json.loads(base.args[base.args.index("--params-override") + 1]) == {"max_iter": 40}
+    run_json = json.loads(base.args[base.args.index("--run-json") + 1])
+    assert run_json["window"]["end"] == "2025-05-01T00:00:00+00:00"
+    assert run_json["options"]["estimator_params"] == {"max_iter": 40}
 
 
 def test_pod_is_built_from_the_spec_with_requests_and_limits():
@@ -171,7 +179,8 @@ def test_pod_manifest_passes_the_kubernetes_schema_and_a_broken_one_does_not():
 
 
 def test_dag_with_kubernetes_backend_uses_the_pod_operator_in_the_training_pool(monkeypatch):
-    from retrain_operators.dag_factory import TRAINING_POOL, build_retrain_dag
+    from retrain.pipeline import TRAINING_POOL
+    from retrain_operators.dag_factory import build_retrain_dag
 
     dag = build_retrain_dag(SPEC, SPEC_PATH, backend="kubernetes")
     train = dag.get_task("train")

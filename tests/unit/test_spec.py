@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 import yaml
 
 from retrain.errors import SpecError
 from retrain.spec import ModelSpec, load_spec, parse_spec
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 DEMO = yaml.safe_load((REPO / "include" / "models" / "churn.yaml").read_text())
 
 
@@ -87,8 +86,11 @@ _DELETE = object()
         ("features.categorical", ["f1"], "features", "listed twice"),
         ("model.estimator", "os.system", "model.estimator", "not allowed"),
         ("model.estimator", "sklearn", "model.estimator", "pattern"),
-        ("target", "f1", "<root>", "also listed as a feature"),
-        ("evaluation.slices", ["f1"], "<root>", "must be categorical"),
+        ("target", "f1", "target", "also listed as a feature"),
+        ("evaluation.slices", ["f1"], "evaluation.slices", "must be categorical"),
+        ("evaluation.metric", "rocauc", "evaluation.metric", "not a scikit-learn scorer name"),
+        ("evaluation.metric", "r2", "evaluation.metric", "'r2' is a regression scorer; this spec's task is classification"),
+        ("evaluation.secondary_metrics", ["accuracy", "f1_samples"], "evaluation.secondary_metrics.1", "multilabel"),
         ("training", {"resources": {"memory_limit": "lots"}}, "training.resources.memory_limit", "memory quantity"),
         ("drift", {"retrain": "sometimes"}, "drift.retrain", "always"),
         ("validation", {"expectations": [{"type": "drop_table"}]}, "validation.expectations.0.type", "pattern"),

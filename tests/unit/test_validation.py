@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,8 +13,8 @@ from retrain.errors import SpecError
 from retrain.spec import load_spec
 from retrain.validation import failure_message, render_html, validate_frame
 from retrain.window import Window
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 SPEC = load_spec(REPO / "include" / "models" / "churn.yaml")
 SMALL = SPEC.model_copy(update={"validation": SPEC.validation.model_copy(update={"min_rows": 100})})
 WINDOW = Window.ending(dt.date(2025, 5, 1), SPEC.data)

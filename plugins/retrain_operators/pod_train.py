@@ -2,21 +2,25 @@
 
 Imported only when RETRAIN_TRAINING_BACKEND=kubernetes, so laptops never import the Kubernetes
 client. The pod runs the same `python -m retrain.train ...` arguments and non-secret environment as
-the local backend (`common.training_invocation_for`); MLflow credentials come only from a Secret.
+the local backend (`retrain.invocation.training_invocation`); MLflow credentials come only from a Secret.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from kubernetes.client import models as k8s
 
-from retrain.invocation import DEFAULT_RESULT_PATH, TRAIN_MODULE
-from retrain.settings import artifacts_root
-from retrain_operators import common
+from retrain.invocation import DEFAULT_RESULT_PATH, TRAIN_MODULE, training_invocation
+from retrain.settings import artifacts_root, features_dir
+from retrain_operators.base import run_from_context
+
+if TYPE_CHECKING:
+    from retrain.pipeline import Step
+    from retrain.spec import ModelSpec
 
 INIT = ["/usr/bin/dumb-init", "--"]  # in the official Airflow image, hence in the training image
 RUN_AS_USER = 50000  # the uid of the official Airflow image and of the training image
@@ -57,7 +61,8 @@ class KubernetesTrainOperator(KubernetesPodOperator):
 
     ui_color = "#d9d2e9"
 
-    def __init__(self, *, spec, **kwargs) -> None:
+    def __init__(self, *, spec: ModelSpec, step: Step, **kwargs) -> None:
+        kwargs.setdefault("task_id", step.task_id)
         training = spec.training
         resources = training.resources
         limits = {"cpu": resources.cpu_limit, "memory": resources.memory_limit}
@@ -112,10 +117,15 @@ class KubernetesTrainOperator(KubernetesPodOperator):
             **kwargs,
         )
         self.spec = spec
+        self.step = step
 
     def prepare(self, context: Any) -> None:
         """Sets the run-specific arguments, environment and labels (they need the run's context)."""
-        invocation = common.training_invocation_for(context, self.spec, self.task_id, DEFAULT_RESULT_PATH)
+        run = run_from_context(context, self.spec)
+        invocation = training_invocation(
+            self.spec, run, task_id=self.task_id, features_dir=str(features_dir(self.spec.name, run.window)),
+            result_path=DEFAULT_RESULT_PATH,
+        )  # fmt: skip
         self.arguments = list(invocation.arguments)
         self.env_vars = [k8s.V1EnvVar(name=k, value=v) for k, v in sorted(invocation.env.items())]
         self.labels = {
@@ -123,7 +133,7 @@ class KubernetesTrainOperator(KubernetesPodOperator):
             "retrain/dag": label_value(self.spec.dag_id),
             "retrain/task": label_value(self.task_id),
             "retrain/run": label_value(context["run_id"]),
-            "retrain/window-end": common.resolve_window(context, self.spec).end_date.isoformat(),
+            "retrain/window-end": run.window.end_date.isoformat(),
         }
 
     def execute(self, context: Any):

@@ -1,5 +1,5 @@
-"""Training backends. `local` runs the training command as a child process of the worker; the
-Kubernetes backend (kubernetes.py) runs the very same command in a pod."""
+"""The local training backend: the training command as a child process of the worker. The Kubernetes
+backend (pod_train.py) runs the very same command in a pod."""
 
 from __future__ import annotations
 
@@ -14,14 +14,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import BaseOperator
-
-from retrain_operators import common
+from retrain_operators.base import RetrainOperator, run_from_context, run_step
 
 LAST_LINES = 30
 
 
-class LocalTrainOperator(BaseOperator):
+class LocalTrainOperator(RetrainOperator):
     """Runs `python -m retrain.train ...` locally, streams its log, enforces the timeout, reads its result.
 
     A non-zero exit, a timeout or a missing result file fails the task with the job's last log lines.
@@ -29,23 +27,30 @@ class LocalTrainOperator(BaseOperator):
 
     ui_color = "#d9ead3"
 
-    def __init__(self, *, spec, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.spec = spec
-
     def execute(self, context: Any) -> dict:
-        from retrain.errors import TrainingError
+        return run_step(context, lambda: self._train(context))
 
-        common.tracking_uri()
+    def _train(self, context: Any):
+        from retrain.contracts import TrainingResult
+        from retrain.errors import TrainingError
+        from retrain.invocation import training_invocation
+        from retrain.settings import features_dir
+        from retrain_operators.hooks import MlflowHook
+
+        run = run_from_context(context, self.spec)
         timeout_s = self.spec.training.timeout_minutes * 60
         with tempfile.TemporaryDirectory(prefix="retrain-xcom-") as tmp:
             result_path = Path(tmp) / "return.json"
-            invocation = common.training_invocation_for(context, self.spec, self.task_id, str(result_path))
+            invocation = training_invocation(
+                self.spec, run, task_id=self.task_id, features_dir=str(features_dir(self.spec.name, run.window)),
+                result_path=str(result_path),
+            )  # fmt: skip
             command = invocation.command(python=sys.executable)
             self.log.info(
                 "training command: python -m retrain.train (%d arguments), env %s", len(command) - 3, invocation.env
             )
-            returncode, last_lines, timed_out = self._run(command, {**os.environ, **invocation.env}, timeout_s)
+            env = {**os.environ, **MlflowHook().environment(), **invocation.env}
+            returncode, last_lines, timed_out = self._run(command, env, timeout_s)
             tail = "\n".join(last_lines)
             if timed_out:
                 raise TrainingError(
@@ -55,8 +60,8 @@ class LocalTrainOperator(BaseOperator):
                 raise TrainingError(f"training exited with code {returncode}; last lines:\n{tail}")
             if not result_path.exists():
                 raise TrainingError(f"training exited 0 but wrote no result file {result_path}; last lines:\n{tail}")
-            result = json.loads(result_path.read_text())
-        self.log.info("trained model %s version %s: %s", self.spec.name, result["model_version"], result["metrics"])
+            result = TrainingResult.from_xcom(json.loads(result_path.read_text()))
+        self.log.info("trained model %s version %s: %s", self.spec.name, result.model_version, result.metrics)
         return result
 
     def _run(self, command: list[str], env: dict[str, str], timeout_s: float) -> tuple[int, list[str], bool]:

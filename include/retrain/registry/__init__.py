@@ -1,0 +1,277 @@
+"""The model registry, behind one boundary: MLflow is imported here and in `tracking`, nowhere else.
+
+`Registry` reads and writes the registry (versions, aliases, tags), downloads and uploads
+artifacts and loads models; it returns plain values (`ModelVersion`), never MLflow objects, so
+that operators and domain code do not depend on MLflow's client (tests/unit/test_boundaries.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from retrain.errors import PromotionConflictError, RegistryError, RollbackRefusedError
+from retrain.tags import Tag
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
+
+CHAMPION_ALIAS = "champion"
+PREVIOUS_ALIAS = "previous"
+# Every run of the training job logs a sample of its training set here: the drift reference.
+REFERENCE_ARTIFACT = "reference/reference.parquet"
+# MLflow refuses longer tag values.
+TAG_VALUE_LIMIT = 5000
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered model version, as plain values."""
+
+    model: str
+    version: str
+    run_id: str | None
+    status: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+    created_at: dt.datetime | None = None
+    description: str = ""
+
+    @property
+    def number(self) -> int:
+        return int(self.version)
+
+
+def _plain(mv: Any) -> ModelVersion:
+    created = getattr(mv, "creation_timestamp", None)
+    return ModelVersion(
+        model=mv.name,
+        version=str(mv.version),
+        run_id=mv.run_id,
+        status=str(mv.status),
+        tags=dict(mv.tags or {}),
+        aliases=tuple(getattr(mv, "aliases", None) or ()),
+        created_at=None if not created else dt.datetime.fromtimestamp(created / 1000, tz=dt.UTC),
+        description=mv.description or "",
+    )
+
+
+def _quoted(value: str) -> str | None:
+    """A literal for MLflow's search filter (which has no escapes), or None when none can hold it."""
+    for quote in ("'", '"'):
+        if quote not in value:
+            return f"{quote}{value}{quote}"
+    return None
+
+
+def _is_missing(error: Exception) -> bool:
+    return getattr(error, "error_code", "") in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
+
+
+@contextlib.contextmanager
+def _model_loading_allowed() -> Iterator[None]:
+    """MLflow asks for an explicit opt-in before it deserializes a model (skops included). We load only
+    models our own training job wrote to our own registry: allow it for this load, not for the process."""
+    previous = os.environ.get("MLFLOW_ALLOW_PICKLE_DESERIALIZATION")
+    os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", None)
+        else:
+            os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = previous
+
+
+class Registry:
+    """The MLflow tracking server and model registry at `tracking_uri` (default: MLflow's own resolution,
+    i.e. MLFLOW_TRACKING_URI). `client` lets a caller hand in a ready MlflowClient (tests inject faults)."""
+
+    def __init__(self, tracking_uri: str | None = None, *, client: MlflowClient | None = None) -> None:
+        if client is None:
+            from mlflow.tracking import MlflowClient
+
+            client = MlflowClient(tracking_uri=tracking_uri)
+        self._client = client
+        self.tracking_uri = tracking_uri
+
+    # Reads
+
+    def version(self, model: str, version: str) -> ModelVersion:
+        return _plain(self._client.get_model_version(model, str(version)))
+
+    def by_alias(self, model: str, alias: str) -> ModelVersion | None:
+        """The version an alias points at, or None when the model or the alias does not exist."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return _plain(self._client.get_model_version_by_alias(model, alias))
+        except MlflowException as error:
+            if _is_missing(error):
+                return None
+            raise
+
+    def champion(self, model: str) -> ModelVersion | None:
+        return self.by_alias(model, CHAMPION_ALIAS)
+
+    def _alias_version(self, model: str, alias: str) -> str | None:
+        found = self.by_alias(model, alias)
+        return None if found is None else found.version
+
+    def aliases(self, model: str) -> dict[str, str | None]:
+        """{"champion": version or None, "previous": version or None}."""
+        return {alias: self._alias_version(model, alias) for alias in (CHAMPION_ALIAS, PREVIOUS_ALIAS)}
+
+    def versions(self, model: str, tags: Mapping[str, str] | None = None) -> list[ModelVersion]:
+        """Versions of `model` whose tags equal `tags`, oldest first, filtered by the server."""
+        clauses = [f"name = {_quoted(model)}"]
+        unquotable = {}
+        for key, value in (tags or {}).items():
+            literal = _quoted(str(value))
+            if literal is None:
+                unquotable[key] = str(value)
+            else:
+                clauses.append(f"tags.`{key}` = {literal}")
+        found = [_plain(mv) for mv in self._client.search_model_versions(" and ".join(clauses))]
+        found = [v for v in found if all(v.tags.get(k) == val for k, val in unquotable.items())]
+        return sorted(found, key=lambda v: v.number)
+
+    def run_metrics(self, run_id: str) -> dict[str, float]:
+        return dict(self._client.get_run(run_id).data.metrics)
+
+    # Writes
+
+    def set_tags(self, model: str, version: str, tags: Mapping[str, Any]) -> None:
+        """Sets each tag on the version (values as text, cut to MLflow's limit)."""
+        for key, value in tags.items():
+            self._client.set_model_version_tag(model, str(version), str(key), str(value)[:TAG_VALUE_LIMIT])
+
+    def wait_ready(self, model: str, version: str, timeout_s: float = 300.0) -> ModelVersion:
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = self.version(model, version)
+            if found.status == "READY":
+                return found
+            if found.status == "FAILED_REGISTRATION" or time.monotonic() > deadline:
+                raise RegistryError(f"model {model} version {version} did not become READY (status {found.status})")
+            time.sleep(0.5)
+
+    def promote(self, model: str, version: str, expected_champion: str | None) -> dict[str, str | None]:
+        """Move `champion` to `version` and `previous` to the old champion, in that order; returns the aliases.
+
+        MLflow alias writes are last-writer-wins with no compare-and-set, so right before writing we
+        check `champion` still points where it pointed at evaluation time (the promotion pool allows one
+        writer at a time; this catches everything else, such as a manual change in the MLflow UI).
+        A rerun after a failure between the two writes finds `champion` already moved and completes
+        `previous`.
+        """
+        version = str(version)
+        found = self.version(model, version)
+        if found.status != "READY":
+            raise RegistryError(
+                f"model {model} version {version} has status {found.status}; only READY versions are promoted"
+            )
+        current = self._alias_version(model, CHAMPION_ALIAS)
+        if current == version and expected_champion != version:
+            pass  # an earlier attempt moved champion and stopped before previous: complete it below
+        elif current != expected_champion:
+            raise PromotionConflictError(
+                f"model {model}: alias '{CHAMPION_ALIAS}' points to version {current} but evaluation compared"
+                f" against version {expected_champion}; another run or a person moved it. Nothing was changed;"
+                " rerun the DAG to evaluate against the new champion."
+            )
+        else:
+            self._client.set_registered_model_alias(model, CHAMPION_ALIAS, version)
+        if expected_champion is not None and expected_champion != version:
+            self._client.set_registered_model_alias(model, PREVIOUS_ALIAS, expected_champion)
+        after = self.aliases(model)
+        if after[CHAMPION_ALIAS] != version or (
+            expected_champion is not None and after[PREVIOUS_ALIAS] != expected_champion
+        ):
+            raise RegistryError(f"model {model}: aliases read back as {after} after promoting version {version}")
+        return after
+
+    def rollback(self, model: str, target_version: str | None, reason: str, actor: str) -> dict[str, str | None]:
+        """Point `champion` back at `previous` (or at target_version) and `previous` at the replaced champion.
+
+        Refuses a version that never passed evaluation: rollback restores a vetted model, nothing else.
+        Returns {"from", "to", "champion", "previous"}.
+        """
+        current = self._alias_version(model, CHAMPION_ALIAS)
+        target = str(target_version) if target_version else self._alias_version(model, PREVIOUS_ALIAS)
+        if target is None:
+            raise RollbackRefusedError(
+                f"model {model}: no target version given and no '{PREVIOUS_ALIAS}' alias to roll back to"
+            )
+        if target == current:
+            raise RollbackRefusedError(f"model {model}: version {target} is already '{CHAMPION_ALIAS}'")
+        found = self.version(model, target)
+        if found.tags.get(Tag.PASSED_EVALUATION) != "true":
+            raise RollbackRefusedError(
+                f"model {model} version {target} never passed evaluation (tag {Tag.PASSED_EVALUATION} is not"
+                " 'true'); rollback only restores versions that were promoted by policy"
+            )
+        if found.status != "READY":
+            raise RollbackRefusedError(f"model {model} version {target} has status {found.status}")
+        self._client.set_registered_model_alias(model, CHAMPION_ALIAS, target)
+        if current is not None:
+            self._client.set_registered_model_alias(model, PREVIOUS_ALIAS, current)
+        stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        self.set_tags(
+            model, target, {Tag.ROLLED_BACK_TO_AT: stamp, Tag.ROLLBACK_REASON: reason, Tag.ROLLBACK_BY: actor}
+        )
+        if current is not None:
+            self.set_tags(model, current, {Tag.ROLLED_BACK_FROM_AT: stamp})
+        return {"from": current, "to": target, **self.aliases(model)}
+
+    # Artifacts and models
+
+    def reference_sample(self, version: ModelVersion) -> pd.DataFrame:
+        """The drift reference the training job logged with the version (a sample of its training set)."""
+        import mlflow.artifacts
+        import pandas as pd
+
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                path = mlflow.artifacts.download_artifacts(
+                    run_id=version.run_id,
+                    artifact_path=REFERENCE_ARTIFACT,
+                    dst_path=tmp,
+                    tracking_uri=self.tracking_uri,
+                )
+            except Exception as error:  # noqa: BLE001 - MLflow raises several types for a missing artifact
+                raise RegistryError(
+                    f"{version.model} version {version.version} (run {version.run_id}) has no drift reference"
+                    f" artifact {REFERENCE_ARTIFACT}: {error}"
+                ) from None
+            return pd.read_parquet(path)
+
+    def log_artifacts(self, run_id: str, files: Iterable[str | os.PathLike[str]], artifact_path: str) -> None:
+        """Uploads each existing file under `artifact_path` of the run (missing files are skipped)."""
+        for path in files:
+            if Path(path).exists():
+                self._client.log_artifact(run_id, str(path), artifact_path=artifact_path)
+
+    def load_model(self, model: str, version: str) -> Any:
+        """The scikit-learn model of a version, deserialized with the permission scoped to this load."""
+        import mlflow.artifacts
+        import mlflow.sklearn
+
+        with tempfile.TemporaryDirectory() as tmp:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{model}/{version}",
+                dst_path=tmp,
+                tracking_uri=self.tracking_uri,
+                registry_uri=self.tracking_uri,
+            )
+            with _model_loading_allowed():
+                return mlflow.sklearn.load_model(local)

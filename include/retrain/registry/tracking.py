@@ -1,0 +1,80 @@
+"""Logging one training run to MLflow: the other half of the registry boundary, used by the training job.
+
+The run goes to MLflow's own tracking URI resolution (MLFLOW_TRACKING_URI, which the operator sets in
+the job's environment, or the pod's Secret).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pandas as pd
+
+
+class RunLogger:
+    """What the training job records on its MLflow run."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+
+    def params(self, params: Mapping[str, Any]) -> None:
+        import mlflow
+
+        mlflow.log_params(dict(params))
+
+    def metrics(self, metrics: Mapping[str, float]) -> None:
+        import mlflow
+
+        mlflow.log_metrics(dict(metrics))
+
+    def document(self, data: Mapping[str, Any], artifact_file: str) -> None:
+        """A JSON document as an artifact of the run (e.g. the spec, the result)."""
+        import mlflow
+
+        mlflow.log_dict(dict(data), artifact_file)
+
+    def dataset(self, frame: pd.DataFrame, name: str, digest: str, context: str) -> None:
+        """Dataset lineage: which rows (by content digest) the run used, and for what."""
+        import mlflow
+
+        mlflow.log_input(mlflow.data.from_pandas(frame, name=name, digest=digest), context=context)
+
+    def artifact(self, local_path: str, artifact_path: str | None = None) -> None:
+        import mlflow
+
+        mlflow.log_artifact(local_path, artifact_path=artifact_path)
+
+    def sklearn_model(self, pipeline: Any, example: pd.DataFrame, predict_method: str, trusted_types: list[str]) -> str:
+        """Logs the fitted pipeline (skops format, with its signature and an input example); returns its URI."""
+        import mlflow.sklearn
+        from mlflow.models import infer_signature
+
+        signature = infer_signature(example, getattr(pipeline, predict_method)(example))
+        info = mlflow.sklearn.log_model(
+            pipeline,
+            name="model",
+            signature=signature,
+            input_example=example,
+            serialization_format="skops",
+            skops_trusted_types=trusted_types,
+            pyfunc_predict_fn=predict_method,
+        )
+        return info.model_uri
+
+    def register(self, model_uri: str, model_name: str, tags: Mapping[str, str]) -> str:
+        """Registers the logged model as a new version of `model_name`; returns the version number."""
+        import mlflow
+
+        return str(mlflow.register_model(model_uri, model_name, tags=dict(tags)).version)
+
+
+@contextlib.contextmanager
+def training_run(experiment: str, run_name: str, tags: Mapping[str, str]) -> Iterator[RunLogger]:
+    """An MLflow run in `experiment` (created if needed), ended when the block ends (FAILED on an exception)."""
+    import mlflow
+
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=run_name, tags=dict(tags)) as run:
+        yield RunLogger(run.info.run_id)

@@ -1,0 +1,115 @@
+"""The one adapter between Airflow and the pipeline's steps.
+
+Each task turns Airflow's context into a `Run` (options, window, ids) once, gathers the outputs of
+the steps it needs from XCom through the pipeline definition (never by a literal task id), calls the
+step's domain function and returns its output, which Airflow pushes as the task's one XCom value.
+A step that ends the run on purpose (`StepSkipped`) or fails (`RetrainError`) has its output
+recorded first; a failure that retrying cannot change fails the task at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+if TYPE_CHECKING:
+    from retrain.contracts import StepOutput
+    from retrain.options import Run
+    from retrain.pipeline import Step, StepContext
+    from retrain.spec import ModelSpec
+
+
+def run_from_context(context: Any, spec: ModelSpec) -> Run:
+    """The run as the steps see it, from the trigger form, the conf, the data interval and the trigger time."""
+    from retrain.options import resolve_run
+
+    dag_run = context["dag_run"]
+    return resolve_run(
+        spec.data,
+        dag_id=spec.dag_id,
+        run_id=context["run_id"],
+        params=dict(context.get("params") or {}),
+        conf=getattr(dag_run, "conf", None) or {},
+        interval_end=context.get("data_interval_end"),
+        run_after=dag_run.run_after,
+        user=getattr(dag_run, "triggering_user_name", None),
+    )
+
+
+def upstream_outputs(context: Any, spec: ModelSpec, step: Step) -> dict[type[StepOutput], StepOutput | None]:
+    """The output of every step this one needs, read from its XCom (None when that task pushed nothing)."""
+    from retrain.pipeline import producer
+
+    ti = context["ti"]
+    pulled = {kind: ti.xcom_pull(task_ids=producer(kind, spec).task_id) for kind in step.needs}
+    return {kind: None if value is None else kind.from_xcom(value) for kind, value in pulled.items()}
+
+
+def step_context(context: Any, spec: ModelSpec, step: Step, log: Any) -> StepContext:
+    from retrain.pipeline import StepContext
+    from retrain_operators.hooks import MlflowHook
+
+    return StepContext(
+        spec=spec,
+        run=run_from_context(context, spec),
+        inputs=upstream_outputs(context, spec, step),
+        registry_factory=lambda: MlflowHook().get_conn(),
+        log=log,
+    )
+
+
+def run_step(context: Any, work: Callable[[], StepOutput]) -> dict[str, Any]:
+    """Runs a step and returns its output for XCom, translating its verdicts into Airflow's."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from retrain.errors import RetrainError, StepSkipped
+
+    try:
+        return work().to_xcom()
+    except StepSkipped as skipped:
+        _record(context, skipped.output)
+        raise AirflowSkipException(str(skipped)) from skipped
+    except RetrainError as error:
+        _record(context, error.output)
+        if not error.retryable:
+            raise without_retry(error) from error
+        raise
+
+
+def without_retry(error: Exception) -> Exception:
+    """A failure that retrying cannot change (a verdict on the data, a refused rule): fail the task now."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    return AirflowFailException(f"{type(error).__name__}: {error}")
+
+
+def _record(context: Any, output: StepOutput | None) -> None:
+    if output is not None:
+        context["ti"].xcom_push(key="return_value", value=output.to_xcom())
+
+
+class RetrainOperator(BaseOperator):
+    """What every retraining task shares: the model spec it works for and the pipeline step it runs.
+
+    No field is templated: everything a run varies by comes from the trigger form, parsed into `Run`.
+    """
+
+    template_fields: Sequence[str] = ()
+
+    def __init__(self, *, spec: ModelSpec, step: Step, **kwargs: Any) -> None:
+        kwargs.setdefault("task_id", step.task_id)
+        super().__init__(**kwargs)
+        self.spec = spec
+        self.step = step
+
+
+class StepOperator(RetrainOperator):
+    """Runs one pipeline step's domain function (retrain.steps.*)."""
+
+    ui_color = "#d9ead3"
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        ctx = step_context(context, self.spec, self.step, self.log)
+        return run_step(context, lambda: self.step.function()(ctx))

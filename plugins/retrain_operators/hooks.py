@@ -1,0 +1,65 @@
+"""The MLflow connection: one place turns `mlflow_default` (or MLFLOW_TRACKING_URI) into a registry."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from airflow.sdk import BaseHook
+
+if TYPE_CHECKING:
+    from retrain.registry import Registry
+
+MLFLOW_CONN_ID = "mlflow_default"
+
+
+class MlflowHook(BaseHook):
+    """MLFLOW_TRACKING_URI wins; otherwise the Airflow connection `mlflow_default` (host URL, schema, port).
+
+    Credentials stay in the connection (login/password): they reach MLflow's client and the training
+    process through MLFLOW_TRACKING_USERNAME/PASSWORD, never a spec, a tag or a log line.
+    """
+
+    conn_name_attr = "mlflow_conn_id"
+    default_conn_name = MLFLOW_CONN_ID
+    conn_type = "http"
+    hook_name = "MLflow"
+
+    def __init__(self, mlflow_conn_id: str = MLFLOW_CONN_ID) -> None:
+        super().__init__()
+        self.mlflow_conn_id = mlflow_conn_id
+        self._environment: dict[str, str] | None = None
+
+    def environment(self) -> dict[str, str]:
+        """MLFLOW_TRACKING_URI and, when the connection has them, the credentials: for a child process."""
+        if self._environment is None:
+            self._environment = self._resolve()
+        return dict(self._environment)
+
+    def _resolve(self) -> dict[str, str]:
+        if os.environ.get("MLFLOW_TRACKING_URI"):
+            return {"MLFLOW_TRACKING_URI": os.environ["MLFLOW_TRACKING_URI"]}
+        try:
+            conn = self.get_connection(self.mlflow_conn_id)
+        except Exception:  # noqa: BLE001 - no connection configured: MLflow's own default applies
+            return {}
+        uri = conn.host or ""
+        if "://" not in uri:
+            uri = f"{conn.schema or 'http'}://{uri}" + (f":{conn.port}" if conn.port else "")
+        env = {"MLFLOW_TRACKING_URI": uri}
+        if conn.login:
+            env["MLFLOW_TRACKING_USERNAME"] = conn.login
+        if conn.password:
+            env["MLFLOW_TRACKING_PASSWORD"] = conn.password
+        return env
+
+    def get_conn(self) -> Registry:
+        """The registry behind the connection. MLflow's client reads credentials only from the environment,
+        so they are set there for this process (a deployment's own values win)."""
+        from retrain.registry import Registry
+
+        env = self.environment()
+        for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+            if key in env:
+                os.environ.setdefault(key, env[key])
+        return Registry(env.get("MLFLOW_TRACKING_URI"))
