@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+from retrain.assets import data_asset, request_asset
 from retrain.window import Window
 
 # The Params declare JSON Schema draft 7: Airflow checks every Param's schema against its dialect's
@@ -112,15 +114,82 @@ def _date(value: Any) -> dt.date:
         raise ValueError(f"param 'end_date': {value!r} is not an ISO date (YYYY-MM-DD)") from None
 
 
+# An asset event's `extra` comes from whoever may post events: bounded, and only what we read from it.
+MAX_REASON_CHARS = 500
+
+
+@dataclass(frozen=True)
+class AssetEvent:
+    """One asset event that triggered a run, as plain values (untrusted: anyone allowed to post events)."""
+
+    asset: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """Why a run started: `schedule` (the cron, or a backfill of it), `manual` (the UI form or the REST API),
+    `data` (an event on the model's data asset) or `monitoring` (the monitor asked for retraining), and the
+    reason an asset event gave, in words."""
+
+    kind: Literal["schedule", "manual", "data", "monitoring"]
+    reason: str = ""
+
+    def describe(self) -> str:
+        return f"{self.kind}: {self.reason}" if self.reason else self.kind
+
+
+def trigger_of(model: str, run_type: str, events: Sequence[AssetEvent] = ()) -> Trigger:
+    """The trigger of a run of `model`'s retraining DAG from Airflow's run type and its triggering events.
+
+    A monitoring request wins over a data event when one run consumed both; the reasons of the events of
+    that kind are joined.
+    """
+    if run_type in ("scheduled", "backfill"):
+        return Trigger("schedule")
+    if run_type != "asset_triggered":
+        return Trigger("manual")
+    for kind, name in (("monitoring", request_asset(model)), ("data", data_asset(model))):
+        chosen = [event for event in events if event.asset == name]
+        if chosen:
+            reasons = dict.fromkeys(_text(event.extra.get("reason")) for event in chosen)
+            return Trigger(kind, "; ".join(r for r in reasons if r)[:MAX_REASON_CHARS])  # type: ignore[arg-type]
+    return Trigger("data")
+
+
+def _text(value: Any) -> str:
+    """Free text from an event, on one line, without control characters, bounded."""
+    if not isinstance(value, str):
+        return ""
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", value).strip()[:MAX_REASON_CHARS]
+
+
+def event_end_date(events: Sequence[AssetEvent]) -> dt.date | None:
+    """The latest `end_date` the triggering events carry (as the trigger form's `end_date`), if any."""
+    dates = []
+    for event in events:
+        value = event.extra.get("end_date")
+        if value is not None:
+            try:
+                dates.append(_date(value))
+            except ValueError:
+                raise ValueError(
+                    f"asset event on {event.asset!r}: extra 'end_date' {str(value)[:40]!r} is not an ISO date (YYYY-MM-DD)"
+                ) from None
+    return max(dates, default=None)
+
+
 @dataclass(frozen=True)
 class Run:
-    """One DAG run as every step sees it: who it is, what it was asked, which window it reads."""
+    """One DAG run as every step sees it: who it is, why it started, what it was asked, which window it reads."""
 
     dag_id: str
     run_id: str
     options: RunOptions
     window: Window
     user: str | None = None
+    trigger: Trigger = Trigger("manual")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -129,36 +198,47 @@ class Run:
             "options": self.options.to_dict(),
             "window": self.window.to_dict(),
             "user": self.user,
+            "trigger": {"kind": self.trigger.kind, "reason": self.trigger.reason},
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Run:
+        trigger = data.get("trigger") or {}
         return cls(
             dag_id=data["dag_id"],
             run_id=data["run_id"],
             options=RunOptions.parse(data.get("options") or {}),
             window=Window.from_dict(data["window"]),
             user=data.get("user"),
+            trigger=Trigger(trigger.get("kind", "manual"), trigger.get("reason", "")),
         )
 
 
 def resolve_run(
-    spec_data,
+    spec,
     *,
-    dag_id: str,
     run_id: str,
     params: Mapping[str, Any],
     conf: Mapping[str, Any],
     interval_end: dt.datetime | None,
     run_after: dt.datetime,
+    run_type: str = "manual",
+    events: Sequence[AssetEvent] = (),
     user: str | None = None,
 ) -> Run:
-    """The run's options and window.
+    """The run's trigger, options and window.
 
-    The window ends at the form's (or the conf's) `end_date`; without one, at the scheduled run's data
-    interval end; a manual run in Airflow 3 may have neither (no logical date), and then it ends at the
-    trigger time. `spec_data` is the spec's `data` section (lookback and holdout).
+    The window ends at the form's (or the conf's) `end_date`; else at the latest `end_date` the triggering
+    asset events carry; else at the scheduled run's data interval end; a manual or asset-triggered run in
+    Airflow 3 may have none of these (no logical date), and then it ends at the trigger time.
     """
     options = RunOptions.parse({**conf, **{k: v for k, v in params.items() if v is not None}})
-    end = options.end_date or interval_end or run_after
-    return Run(dag_id=dag_id, run_id=run_id, options=options, window=Window.ending(end, spec_data), user=user)
+    end = options.end_date or event_end_date(events) or interval_end or run_after
+    return Run(
+        dag_id=spec.dag_id,
+        run_id=run_id,
+        options=options,
+        window=Window.ending(end, spec.data),
+        user=user,
+        trigger=trigger_of(spec.name, run_type, events),
+    )

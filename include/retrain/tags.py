@@ -32,6 +32,8 @@ class Tag(StrEnum):
     HOLDOUT_HASH = "retrain.holdout_hash", "SHA-256 of the holdout set's dtypes and rows"
     CODE_VERSION = "retrain.code_version", "git commit (or package version) of the code that trained it"
     PARAMS_HASH = "retrain.params_hash", "hash of the estimator parameters actually used"
+    TRIGGER = "retrain.trigger", "why the run that trained the version started: schedule, manual, data or monitoring"
+    TRIGGER_REASON = "retrain.trigger_reason", "the reason the triggering asset event gave, if any"
 
     # The evaluation (written by `evaluate` on the version).
     DECISION = "retrain.decision", "where the version stands; one of the Decision values"

@@ -146,6 +146,8 @@ def train(args: argparse.Namespace) -> TrainingResult:
         Tag.PARAMS_HASH: p_hash,
         Tag.MODEL_NAME: spec.name,
         Tag.ESTIMATOR: spec.model.estimator,
+        Tag.TRIGGER: run.trigger.kind,
+        Tag.TRIGGER_REASON: run.trigger.reason,
     }
     tags = {str(k): v for k, v in tags.items()}
     experiment = args.experiment or f"retrain/{spec.name}"

@@ -16,26 +16,48 @@ from airflow.sdk import BaseOperator
 
 if TYPE_CHECKING:
     from retrain.contracts import StepOutput
-    from retrain.options import Run
+    from retrain.options import AssetEvent, Run
     from retrain.pipeline import Step, StepContext
     from retrain.spec import ModelSpec
 
 
 def run_from_context(context: Any, spec: ModelSpec) -> Run:
-    """The run as the steps see it, from the trigger form, the conf, the data interval and the trigger time."""
+    """The run as the steps see it, from the trigger form, the conf, the triggering asset events, the data
+    interval and the trigger time."""
     from retrain.options import resolve_run
 
     dag_run = context["dag_run"]
     return resolve_run(
-        spec.data,
-        dag_id=spec.dag_id,
+        spec,
         run_id=context["run_id"],
         params=dict(context.get("params") or {}),
         conf=getattr(dag_run, "conf", None) or {},
         interval_end=context.get("data_interval_end"),
         run_after=dag_run.run_after,
+        run_type=str(getattr(dag_run, "run_type", "manual") or "manual"),
+        events=triggering_events(context),
         user=getattr(dag_run, "triggering_user_name", None),
     )
+
+
+def triggering_events(context: Any) -> list[AssetEvent]:
+    """The asset events that triggered this run, as plain values (none for a scheduled or manual run)."""
+    from retrain.options import AssetEvent
+
+    found = []
+    events = context.get("triggering_asset_events") or {}
+    for asset in events:
+        for event in events[asset]:
+            extra = getattr(event, "extra", None)
+            stamp = getattr(event, "timestamp", None)
+            found.append(
+                AssetEvent(
+                    asset=getattr(asset, "name", str(asset)),
+                    extra=dict(extra) if isinstance(extra, dict) else {},
+                    timestamp=None if stamp is None else str(stamp),
+                )
+            )
+    return found
 
 
 def upstream_outputs(context: Any, spec: ModelSpec, step: Step) -> dict[type[StepOutput], StepOutput | None]:

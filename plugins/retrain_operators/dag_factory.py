@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, Asset, BaseOperator, Param, chain
 
-from retrain import pipeline
+from retrain import assets, pipeline
 from retrain.options import SCHEMA_DIALECT, form_fields
 from retrain_operators.notify import failure_notifiers, promotion_notifiers
 
@@ -28,7 +28,7 @@ BASE_TAGS = ("retrain",)
 
 def model_asset(model_name: str) -> Asset:
     """The Asset a promotion emits: downstream DAGs (scoring, deployment) schedule on it."""
-    return Asset(name=f"model_{model_name}", uri=f"mlflow://models/{model_name}", group="ml-model")
+    return Asset(name=assets.model_asset(model_name), uri=f"mlflow://models/{model_name}", group="ml-model")
 
 
 def trigger_params(spec: ModelSpec) -> dict[str, Param]:

@@ -42,6 +42,7 @@ def test_first_run_trains_registers_and_promotes(spec_dir, registry, mlflow_clie
     assert tags[Tag.WINDOW_END] == "2025-05-01"
     assert len(tags[Tag.INPUT_HASH]) == 64 and tags[Tag.CODE_VERSION]
     assert "no champion" in tags[Tag.REASONS].lower()
+    assert tags[Tag.TRIGGER] == "manual" and tags[Tag.TRIGGER_REASON] == ""  # dag.test() makes a manual run
 
     run = mlflow_client.get_run(champion.run_id)
     assert run.data.metrics["roc_auc"] > 0.6

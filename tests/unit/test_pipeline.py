@@ -10,9 +10,10 @@ import json
 import pytest
 
 from retrain import contracts, pipeline
+from retrain.assets import data_asset, request_asset
 from retrain.contracts import EvaluationResult, StepOutput
 from retrain.errors import RetrainError, StepSkipped
-from retrain.options import RunOptions, resolve_run
+from retrain.options import AssetEvent, Run, RunOptions, Trigger, event_end_date, resolve_run, trigger_of
 from retrain.pipeline import StepContext
 from retrain.policy import Decision as PolicyDecision
 from retrain.registry import ModelVersion
@@ -151,7 +152,7 @@ def test_upstream_reports_gathers_every_report_whatever_the_step():
 
 def test_run_options_come_from_the_form_and_bad_values_are_named():
     run = resolve_run(
-        SPEC.data, dag_id="d", run_id="r", params={"end_date": "2025-05-01", "force": True, "estimator_params": {}},
+        SPEC, run_id="r", params={"end_date": "2025-05-01", "force": True, "estimator_params": {}},
         conf={}, interval_end=None, run_after=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     )  # fmt: skip
     assert run.options == RunOptions(end_date=dt.date(2025, 5, 1), force=True)
@@ -159,3 +160,33 @@ def test_run_options_come_from_the_form_and_bad_values_are_named():
     with pytest.raises(ValueError, match="param 'dry_run' must be true or false"):
         RunOptions.parse({"dry_run": "yes"})
     assert RunOptions.parse(run.options.to_dict()) == run.options
+
+
+def test_the_trigger_says_why_a_run_started_and_an_event_can_set_the_window_end():
+    def events(*items):
+        return [AssetEvent(asset, extra) for asset, extra in items]
+
+    data, request = data_asset("churn"), request_asset("churn")
+    assert trigger_of("churn", "scheduled") == Trigger("schedule")
+    assert trigger_of("churn", "backfill") == Trigger("schedule")
+    assert trigger_of("churn", "manual") == Trigger("manual")
+    assert trigger_of("churn", "asset_triggered", events((data, {}))) == Trigger("data")
+    both = events((data, {"reason": "new export"}), (request, {"reason": "roc_auc 0.61 < floor 0.65"}))
+    assert trigger_of("churn", "asset_triggered", both) == Trigger("monitoring", "roc_auc 0.61 < floor 0.65")
+    run = resolve_run(
+        SPEC, run_id="r", params={}, conf={}, interval_end=None, run_after=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        run_type="asset_triggered", events=events((data, {"end_date": "2025-07-01"}), (data, {"end_date": "2025-06-01"})),
+    )  # fmt: skip
+    assert run.window.end_date == dt.date(2025, 7, 1) and run.trigger.kind == "data"
+    assert Run.from_dict(json.loads(json.dumps(run.to_dict()))) == run
+
+
+def test_an_asset_event_is_untrusted_input():
+    hostile = [AssetEvent(request_asset("churn"), {"reason": "x\n" * 1000 + "\x1b[31m", "end_date": "2025-13-40"})]
+    with pytest.raises(ValueError, match="asset event on 'retrain_request_churn': extra 'end_date'"):
+        event_end_date(hostile)
+    reason = trigger_of("churn", "asset_triggered", hostile).reason
+    assert len(reason) <= 500 and "\n" not in reason and "\x1b" not in reason
+    assert trigger_of(
+        "churn", "asset_triggered", [AssetEvent(data_asset("churn"), {"reason": ["not", "text"]})]
+    ) == Trigger("data")

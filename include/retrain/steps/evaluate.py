@@ -46,6 +46,7 @@ def run(ctx: StepContext) -> EvaluationResult:
         "challenger_version": version,
         "champion_version": champion_version,
         "run_id": run_.run_id,
+        "trigger": run_.trigger.describe(),
         "mlflow_run_id": trained.run_id,
         "already_champion": already_champion,
         "promote": promote,
