@@ -76,11 +76,18 @@ def _text_counts(values: pd.Series) -> pd.Series:
     """Rows per category, keyed by its text (missing values under MISSING).
 
     Counted on the column as it is, then only the distinct keys are turned into text: no Python object
-    per row. Keys with the same text (1 and "1", or a literal MISSING) are one category.
+    per row. Keys with the same text (1 and "1", or a literal MISSING) are one category, and so are 1 and 1.0:
+    an integer column that gains one missing value becomes float, and must not look like new categories.
     """
     counts = values.value_counts(dropna=False)
-    labels = [MISSING if pd.isna(key) else str(key) for key in counts.index]
+    labels = [MISSING if pd.isna(key) else _category_text(key) for key in counts.index]
     return counts.groupby(labels).sum()
+
+
+def _category_text(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _category_counts(reference: pd.Series, current: pd.Series) -> tuple[list[str], np.ndarray, np.ndarray]:

@@ -61,6 +61,15 @@ def test_same_inputs_give_identical_metrics_and_are_not_registered_twice(prepare
     version = registry.version(spec.name, first["model_version"])
     assert version.tags[Tag.DECISION] == "pending_evaluation"
     assert version.tags[Tag.INPUT_HASH] == partition.input_hash
+    # The model's requirements are declared (the installed pins), not inferred from whatever the job imported.
+    import mlflow.artifacts
+
+    from retrain.registry.tracking import model_requirements
+
+    requirements = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"models:/{spec.name}/{first['model_version']}/requirements.txt", dst_path=str(tmp_path / "req")
+    )
+    assert Path(requirements).read_text().split() == model_requirements()
 
 
 def test_a_killed_job_promotes_nothing_and_leaves_the_partition_intact(prepared, tmp_path, registry):

@@ -151,3 +151,10 @@ def test_binned_counts_equal_numpy_histogram():
     values, missing = _sorted_values(current)
     expected = np.histogram(current.dropna(), bins=edges)[0]
     np.testing.assert_array_equal(_binned(values, missing, edges), np.append(expected, 40))
+
+
+def test_an_integer_label_that_gains_a_missing_value_is_not_new_categories():
+    """pandas turns an integer column with one null into float: 1 must still count as 1, not as "1.0"."""
+    reference = pd.Series([0, 1] * 500)
+    current = pd.Series([0.0, 1.0] * 499 + [1.0, None])
+    assert psi_categorical(reference, current) < 0.01

@@ -8,9 +8,20 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
+from importlib.metadata import version
 from typing import Any
 
 import pandas as pd
+
+# What a logged pipeline needs to load and predict. Declared, not inferred: MLflow's inference loads the model
+# in a subprocess to capture its imports (about 10 s a model here) and also picks up whatever else the
+# process imported (pytest, psutil...). The versions are the installed ones: the pins of requirements.txt.
+MODEL_DISTRIBUTIONS = ("mlflow", "scikit-learn", "numpy", "scipy", "pandas", "pyarrow", "skops")
+
+
+def model_requirements() -> list[str]:
+    """The pip requirements recorded with a logged model: the distributions it needs, at the installed versions."""
+    return [f"{name}=={version(name)}" for name in MODEL_DISTRIBUTIONS]
 
 
 class RunLogger:
@@ -60,6 +71,7 @@ class RunLogger:
             serialization_format="skops",
             skops_trusted_types=trusted_types,
             pyfunc_predict_fn=predict_method,
+            pip_requirements=model_requirements(),
         )
         return info.model_uri
 
