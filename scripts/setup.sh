@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Idempotent set-up: a Python 3.11 virtualenv in .venv with requirements.txt (and requirements-dev.txt
-# with --dev), the project installed editable, Debian's chromium for browser tests (--dev), and the
-# bundled demo data. A stamp of the requirement files makes a second call take a second.
+# with --dev), the project installed editable, Debian's chromium for browser tests (--dev), Debian's
+# postgresql server for the local stack (--stack, and --dev since the e2e tests run the stack), and
+# the bundled demo data. A stamp of the requirement files makes a second call take a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-dev=0
-[[ "${1:-}" == "--dev" ]] && dev=1
+dev=0 stack=0
+for arg in "$@"; do
+  case $arg in
+    --dev) dev=1 stack=1 ;;
+    --stack) stack=1 ;;
+    *) echo "setup: unknown option $arg (use --dev or --stack)" >&2; exit 2 ;;
+  esac
+done
 
 python_bin="${PYTHON:-}"
 if [[ -z "$python_bin" ]]; then
@@ -22,8 +29,10 @@ fi
 
 requirements=requirements.txt
 [[ $dev == 1 ]] && requirements=requirements-dev.txt
-stamp=".venv/.installed-$(cat requirements.txt "$requirements" pyproject.toml | sha256sum | cut -c1-16)"
-if [[ ! -f "$stamp" ]]; then
+stamp_of() { echo ".venv/.installed-$(cat requirements.txt "$1" pyproject.toml | sha256sum | cut -c1-16)"; }
+stamp=$(stamp_of "$requirements")
+# The dev list includes the runtime list: a venv set up with --dev needs nothing more without it.
+if [[ ! -f "$stamp" && ! -f "$(stamp_of requirements-dev.txt)" ]]; then
   echo "setup: installing $requirements into .venv (a few minutes the first time)"
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -r "$requirements"
@@ -32,15 +41,23 @@ if [[ ! -f "$stamp" ]]; then
   touch "$stamp"
 fi
 
-if [[ $dev == 1 ]] && ! command -v chromium >/dev/null; then
-  echo "setup: installing Debian's chromium for the browser tests"
+apt_install() {  # package, what fails without it
+  echo "setup: installing Debian's $1"
   if [[ $(id -u) == 0 ]]; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1") >/dev/null
   elif command -v sudo >/dev/null; then
-    (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
+    (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1") >/dev/null
   else
-    echo "setup: cannot install chromium (not root, no sudo); browser tests will fail" >&2
+    echo "setup: cannot install $1 (not root, no sudo); $2" >&2
   fi
+}
+
+if [[ $dev == 1 ]] && ! command -v chromium >/dev/null; then
+  apt_install chromium "browser tests will fail"
+fi
+# The stack's metadata database (scripts/stack.sh): binaries in /usr/lib/postgresql/<version>/bin.
+if [[ $stack == 1 ]] && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  apt_install postgresql "scripts/stack.sh cannot start"
 fi
 
 if [[ ! -f include/data/demo/events_2025-08.parquet ]]; then
