@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# The local stack for interactive use, all on loopback: Airflow API server (UI + REST), scheduler,
-# DAG processor and triggerer on the SQLite metadata DB with the LocalExecutor, plus an MLflow
-# tracking server and registry; the project's DAGs, plugins and airflow_settings.yaml applied.
+# The local stack for interactive use and the end-to-end tests, all on loopback: a PostgreSQL server
+# (Debian's `postgresql`, a cluster of its own under STACK_DIR) holding Airflow's metadata database
+# and MLflow's backend store; Airflow's API server (UI + REST), scheduler with the LocalExecutor, DAG
+# processor and triggerer; an MLflow tracking server and registry; the project's DAGs, plugins and
+# airflow_settings.yaml applied. (The demo, scripts/demo.sh, keeps its embedded SQLite default.)
 #
 #   bash scripts/stack.sh start     # prints the URLs and the admin password
 #   bash scripts/stack.sh status
 #   bash scripts/stack.sh stop
 #
-# State lives under STACK_DIR (default .stack/): airflow/ (AIRFLOW_HOME), mlflow/, artifacts/, logs/.
-# The demo uses the same layout, so `STACK_DIR=.demo bash scripts/stack.sh start` opens its runs.
-# Ports: AIRFLOW_PORT (8080), MLFLOW_PORT (5000). Specs: RETRAIN_SPECS_DIR (include/models).
+# State lives under STACK_DIR (default .stack/): postgres/ (the cluster, its socket and the password
+# file), airflow/ (AIRFLOW_HOME), mlflow/, artifacts/, logs/. A folder that already holds SQLite
+# databases and no cluster, like the demo's, is opened on SQLite (it says so):
+# `STACK_DIR=.demo bash scripts/stack.sh start` shows the demo's runs and registry.
+# Ports: AIRFLOW_PORT (8080), MLFLOW_PORT (5000), POSTGRES_PORT (default: a free one).
+# Specs: RETRAIN_SPECS_DIR (include/models).
 set -euo pipefail
+umask 077  # what the stack writes (password files, logs, databases) is its user's only
 cd "$(dirname "$0")/.."
 root=$PWD
 state=$(realpath -m "${STACK_DIR:-$root/.stack}")
@@ -20,11 +26,30 @@ bin=$root/.venv/bin
 pids=$state/pids
 services=(mlflow api-server scheduler dag-processor triggerer)
 
+# PostgreSQL: the newest Debian server installed (15 on Debian 12) unless PG_BIN names one.
+pg_bin=${PG_BIN:-$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin 2>/dev/null | sort -V | tail -n 1)}
+pg_dir=$state/postgres    # owned by the user the server runs as, 0700
+pg_data=$pg_dir/data
+pg_socket=$pg_dir/socket  # the server's only Unix socket: never /var/run
+pg_role=retrain           # owns the `airflow` and `mlflow` databases; not a superuser
+# "host:port:database:user:password", 0600: libpq (psycopg, psycopg2) and asyncpg find the password
+# here through PGPASSFILE, so it is in no URL, command line, environment variable or log.
+export PGPASSFILE=$pg_dir/pgpass
+database=postgres
+[[ -f $state/airflow/airflow.db && ! -d $pg_dir ]] && database=sqlite
+
 export AIRFLOW_HOME=$state/airflow
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__DAGS_FOLDER=$root/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER=$root/plugins
 export AIRFLOW__CORE__EXECUTOR=LocalExecutor
+# The LocalExecutor runs each task in a worker process of its own; parallelism is how many at once.
+# A task here spends a good share of its time not computing (importing Airflow and pandas, MLflow
+# round trips, waiting for its training child process), so two per core keep every core busy while
+# one waits, and no more: each running data step holds its window in memory. Training is bounded on
+# its own by the retrain_training pool (airflow_settings.yaml). Set the variable to override.
+cores=$(nproc)
+export AIRFLOW__CORE__PARALLELISM=${AIRFLOW__CORE__PARALLELISM:-$((2 * cores > 2 ? 2 * cores : 2))}
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$airflow_port/execution/
 export AIRFLOW__API__BASE_URL=http://127.0.0.1:$airflow_port
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=${STACK_USER:-admin}:admin
@@ -47,12 +72,13 @@ alive() {
   read -r pid started <"$pids/$1.pid"
   [[ -n $started && "$(start_time "$pid")" == "$started" ]]
 }
+remember() { echo "$2 $(start_time "$2")" >"$pids/$1.pid"; }  # name, pid
 
 launch() {  # name, command...: in its own session, so stop can end its whole process group
   local name=$1; shift
   alive "$name" && { echo "stack: $name already running (pid $(pid_of "$name"))"; return; }
   setsid "$@" >"$state/logs/$name.log" 2>&1 </dev/null &
-  echo "$! $(start_time $!)" >"$pids/$name.pid"
+  remember "$name" $!
 }
 
 wait_for() {  # what, seconds, command...
@@ -74,25 +100,134 @@ health = json.load(sys.stdin)
 sys.exit(0 if all(health.get(k, {}).get("status") == "healthy" for k in ("metadatabase", "scheduler", "dag_processor")) else 1)'
 }
 
-start() {
-  bash scripts/setup.sh >/dev/null
-  mkdir -p "$state/logs" "$pids" "$state/mlflow" "$RETRAIN_ARTIFACTS_ROOT"
-  "$bin/airflow" db migrate >"$state/logs/db-migrate.log" 2>&1
-  "$bin/python" scripts/apply_airflow_settings.py airflow_settings.yaml
-  launch mlflow "$bin/mlflow" server --host 127.0.0.1 --port "$mlflow_port" --workers 1 \
-    --backend-store-uri "sqlite:///$state/mlflow/mlflow.db" --artifacts-destination "$state/mlflow/artifacts"
-  launch api-server "$bin/airflow" api-server --host 127.0.0.1 --port "$airflow_port"
-  launch scheduler "$bin/airflow" scheduler
-  launch dag-processor "$bin/airflow" dag-processor
-  launch triggerer "$bin/airflow" triggerer
-  wait_for "MLflow" 90 curl -sf "$MLFLOW_TRACKING_URI/health" || { stop; exit 1; }
-  wait_for "Airflow" 180 healthy || { stop; exit 1; }
+as_pg_owner() {  # run a PostgreSQL program as the cluster's owner: initdb and postgres refuse root
+  if ((EUID == 0)); then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
+}
+
+pg_running() { [[ -f $pg_data/PG_VERSION ]] && as_pg_owner "$pg_bin/pg_ctl" status -D "$pg_data" >/dev/null 2>&1; }
+pg_pid() { sed -n 1p "$pg_data/postmaster.pid"; }   # postmaster.pid: pid, data dir, start time, port, ...
+pg_port() { sed -n 4p "$pg_data/postmaster.pid"; }
+
+pg_init() {  # a new cluster: the superuser by peer on the socket only, the app role by password
+  [[ -f $pg_data/PG_VERSION ]] && return
+  if [[ ! -x $pg_bin/initdb ]]; then
+    echo "stack: no PostgreSQL server in ${pg_bin:-/usr/lib/postgresql/*/bin} (PG_BIN); bash scripts/setup.sh --stack installs Debian's postgresql" >&2
+    exit 1
+  fi
+  mkdir -p "$pg_dir"
+  if ((EUID == 0)); then
+    chmod 711 "$state"  # the postgres user may pass through to postgres/, and see nothing else here
+    chown postgres: "$pg_dir"
+    if ! as_pg_owner test -w "$pg_dir"; then
+      echo "stack: STACK_DIR=$state: the postgres user cannot write $pg_dir; every folder above it must be searchable by others (chmod o+x)" >&2
+      exit 1
+    fi
+  fi
+  as_pg_owner "$pg_bin/initdb" -D "$pg_data" --auth-local=peer --auth-host=scram-sha-256 \
+    --encoding=UTF8 --locale=C.UTF-8 >"$state/logs/postgres-initdb.log" 2>&1 \
+    || { echo "stack: initdb failed; see $state/logs/postgres-initdb.log" >&2; exit 1; }
+  printf "\n# scripts/stack.sh: loopback and a socket under the stack folder only\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\nunix_socket_permissions = 0700\npassword_encryption = scram-sha-256\n" \
+    "$pg_socket" | as_pg_owner tee -a "$pg_data/postgresql.conf" >/dev/null
+  as_pg_owner mkdir -m 700 "$pg_socket"
+  local password
+  password=$("$bin/python" -c 'import secrets; print(secrets.token_hex(24))')
+  printf '127.0.0.1:*:*:%s:%s\n' "$pg_role" "$password" >"$PGPASSFILE"
+  chmod 600 "$PGPASSFILE"
+  pg_start
+  # psql reads the password on its standard input, not its command line; the server stores a SCRAM
+  # hash, and log_min_error_statement keeps a failing statement out of the server log.
+  printf "SET log_min_error_statement = panic;\nCREATE ROLE %s LOGIN PASSWORD '%s';\nCREATE DATABASE airflow OWNER %s;\nCREATE DATABASE mlflow OWNER %s;\n" \
+    "$pg_role" "$password" "$pg_role" "$pg_role" \
+    | as_pg_owner "$pg_bin/psql" -h "$pg_socket" -p "$(pg_port)" -d postgres -v ON_ERROR_STOP=1 -q -o /dev/null \
+      >"$state/logs/postgres-init.log" 2>&1 \
+    || { echo "stack: creating the role and the databases failed; see $state/logs/postgres-init.log" >&2; pg_stop; exit 1; }
+}
+
+pg_start() {  # one server per cluster: a running one is reused (its port is in postmaster.pid)
+  if pg_running; then
+    remember postgres "$(pg_pid)"
+    return
+  fi
+  local port=${POSTGRES_PORT:-$("$bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+  ln -sfn "$pg_dir/server.log" "$state/logs/postgres.log"
+  if ! as_pg_owner "$pg_bin/pg_ctl" start -D "$pg_data" -l "$pg_dir/server.log" -w -t 60 -o "-p $port" >/dev/null; then
+    echo "stack: PostgreSQL did not start on 127.0.0.1:$port; see $state/logs/postgres.log" >&2
+    exit 1
+  fi
+  remember postgres "$(pg_pid)"  # pg_ctl starts the server in a session of its own
+}
+
+pg_stop() {  # pg_ctl removes postmaster.pid, the socket and its lock file; a kill only if it hangs
+  if pg_running; then
+    as_pg_owner "$pg_bin/pg_ctl" stop -D "$pg_data" -m fast -w -t 60 >/dev/null 2>&1 || true
+  fi
+  if alive postgres; then
+    kill -KILL -- "-$(pid_of postgres)" 2>/dev/null || true
+    for _ in $(seq 1 20); do kill -0 -- "-$(pid_of postgres)" 2>/dev/null || break; sleep 0.5; done
+  fi
+  if [[ -f $pg_data/postmaster.pid ]] && ! pg_running; then  # what a killed server leaves
+    rm -f "$pg_data/postmaster.pid" "$pg_socket"/.s.PGSQL.*
+  fi
+  rm -f "$pids/postgres.pid"
+}
+
+all_running() {
+  local name
+  [[ $database == sqlite ]] || alive postgres || return 1
+  for name in "${services[@]}"; do alive "$name" || return 1; done
+}
+
+urls() {
   local password
   password=$("$bin/python" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' \
     "$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated" "${STACK_USER:-admin}")
   echo "stack: Airflow UI http://127.0.0.1:$airflow_port (user ${STACK_USER:-admin}, password $password)"
   echo "stack: MLflow UI  $MLFLOW_TRACKING_URI"
   echo "stack: logs in $state/logs/; stop with: STACK_DIR=$state bash scripts/stack.sh stop"
+}
+
+start() {
+  if all_running; then  # a second `start` starts nothing: it says what runs
+    echo "stack: already running in $state"
+    status
+    urls
+    return
+  fi
+  bash scripts/setup.sh --stack >/dev/null
+  mkdir -p "$state/logs" "$pids" "$state/mlflow" "$RETRAIN_ARTIFACTS_ROOT"
+  local mlflow_store
+  if [[ $database == sqlite ]]; then
+    echo "stack: $state holds SQLite databases and no PostgreSQL cluster (the demo's): opening them on SQLite"
+    unset AIRFLOW__DATABASE__SQL_ALCHEMY_CONN  # Airflow's default: $AIRFLOW_HOME/airflow.db
+    mlflow_store="sqlite:///$state/mlflow/mlflow.db"
+  else
+    if ((${#pg_socket} + 18 > 107)); then  # sun_path holds 107 bytes: <dir>/.s.PGSQL.<port>
+      echo "stack: STACK_DIR=$state: the socket path $pg_socket/.s.PGSQL.<port> is longer than a Unix socket allows (107 bytes); use a shorter STACK_DIR" >&2
+      exit 1
+    fi
+    pg_init
+    pg_start
+    local db="$pg_role@127.0.0.1:$(pg_port)"
+    # psycopg 3: Airflow 3.3 picks its PostgreSQL engine options for psycopg 3 whenever it is
+    # installed (apache-airflow-providers-postgres installs it); its async engine uses asyncpg.
+    export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="postgresql+psycopg://$db/airflow"
+    mlflow_store="postgresql://$db/mlflow"  # SQLAlchemy's default PostgreSQL driver: psycopg2
+  fi
+  if ! "$bin/airflow" db migrate >"$state/logs/db-migrate.log" 2>&1; then
+    echo "stack: airflow db migrate failed; see $state/logs/db-migrate.log" >&2
+    stop
+    exit 1
+  fi
+  "$bin/python" scripts/apply_airflow_settings.py airflow_settings.yaml
+  launch mlflow "$bin/mlflow" server --host 127.0.0.1 --port "$mlflow_port" --workers 1 \
+    --backend-store-uri "$mlflow_store" --artifacts-destination "$state/mlflow/artifacts"
+  launch api-server "$bin/airflow" api-server --host 127.0.0.1 --port "$airflow_port"
+  launch scheduler "$bin/airflow" scheduler
+  launch dag-processor "$bin/airflow" dag-processor
+  launch triggerer "$bin/airflow" triggerer
+  wait_for "MLflow" 90 curl -sf "$MLFLOW_TRACKING_URI/health" || { stop; exit 1; }
+  wait_for "Airflow" 180 healthy || { stop; exit 1; }
+  urls
 }
 
 stop() {
@@ -109,11 +244,20 @@ stop() {
     for _ in $(seq 1 40); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.5; done
     kill -KILL -- "-$pid" 2>/dev/null || true
   done
+  pg_stop  # last: the services above held connections to it
   echo "stack: stopped"
 }
 
 status() {
   local name code=0
+  if [[ $database == sqlite ]]; then
+    echo "postgres: not used (SQLite databases in $state)"
+  elif alive postgres; then
+    echo "postgres: running (pid $(pid_of postgres), 127.0.0.1:$(pg_port), data $pg_data)"
+  else
+    echo "postgres: stopped"
+    code=3
+  fi
   for name in "${services[@]}"; do
     if alive "$name"; then echo "$name: running (pid $(pid_of "$name"))"; else echo "$name: stopped"; code=3; fi
   done
