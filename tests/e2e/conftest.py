@@ -1,12 +1,15 @@
-"""The real local stack for end-to-end tests: `scripts/stack.sh` starts the Airflow API server,
-scheduler, DAG processor, triggerer and an MLflow server on free loopback ports; always stopped."""
+"""The real local stack for end-to-end tests: `scripts/stack.sh` starts PostgreSQL (Airflow's metadata
+database and MLflow's backend store), the Airflow API server, scheduler (LocalExecutor), DAG
+processor, triggerer and an MLflow server on free loopback ports; always stopped."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -22,6 +25,7 @@ E2E_MODEL = "e2e_churn"
 BROKEN_MODEL = "e2e_broken"
 BACKFILL_MODEL = "e2e_backfill"
 POOL_MODELS = ("e2e_pool_a", "e2e_pool_b")
+NIGHTS_MODEL = "e2e_nights"
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
 TERMINAL = {"success", "failed"}
 
@@ -34,6 +38,8 @@ class Stack:
     password: str
     token: str
     home: Path
+    root: Path  # STACK_DIR
+    env: dict[str, str]  # what stack.sh was started with
 
     def request(self, method: str, path: str, body: dict | None = None) -> dict:
         data = None if body is None else json.dumps(body).encode()
@@ -73,6 +79,16 @@ class Stack:
                 raise AssertionError(f"{dag_id}/{run_id} still {run['state']} after {timeout}s")
             time.sleep(3)
 
+    def sql(self, database: str, query: str, *args) -> list[tuple]:
+        """Rows of a query on the stack's PostgreSQL, as the stack's role, with the stack's password file."""
+        import psycopg
+
+        postgres = self.root / "postgres"
+        port = (postgres / "data" / "postmaster.pid").read_text().splitlines()[3]
+        conninfo = {"host": "127.0.0.1", "port": port, "user": "retrain", "dbname": database}
+        with psycopg.connect(**conninfo, passfile=str(postgres / "pgpass")) as connection:
+            return connection.execute(query, args).fetchall()
+
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
         items = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
         return {ti["task_id"]: ti["state"] for ti in items}
@@ -99,9 +115,24 @@ def broken_data(folder: Path) -> Path:
     return folder
 
 
+def postgres_processes(data_dir: Path) -> list[int]:
+    """Pids of the server processes of the cluster in data_dir (the postmaster names it with -D)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if proc.name.isdigit() and b"-D" in args and str(data_dir).encode() in args:
+            found.append(int(proc.name))
+    return found
+
+
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory):
-    root = tmp_path_factory.mktemp("stack")
+def stack():
+    # Not under pytest's basetemp: that is 0700, and the PostgreSQL server runs as the postgres user,
+    # which must pass through every folder above its cluster. stack.sh opens STACK_DIR to it (0711).
+    root = Path(tempfile.mkdtemp(prefix="retrain-e2e-"))
     specs = root / "specs"
     specs.mkdir()
     # Manual-only DAGs (no cron): unpausing them must not start a scheduled run for today.
@@ -113,6 +144,7 @@ def stack(tmp_path_factory):
     )
     for name in POOL_MODELS:  # two models trained at the same time, for the pool test
         write_spec(specs, name, **{"schedule.cron": None})
+    write_spec(specs, NIGHTS_MODEL, **{"schedule.cron": None})  # two nights of one model triggered together
     # Nightly, for the backfill test; stays paused until that test unpauses it.
     write_spec(specs, BACKFILL_MODEL, **{"schedule.cron": "0 2 * * *", "schedule.start_date": "2025-04-01"})
     env = {
@@ -132,15 +164,41 @@ def stack(tmp_path_factory):
         assert started.returncode == 0, f"stack.sh start failed:\n{started.stdout}\n{started.stderr}"
         api = f"http://127.0.0.1:{env['AIRFLOW_PORT']}"
         home = root / "airflow"
+        pg_port = (root / "postgres" / "data" / "postmaster.pid").read_text().splitlines()[3]
         password = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
         yield Stack(
-            api, f"http://127.0.0.1:{env['MLFLOW_PORT']}", "admin", password, token_for(api, "admin", password), home
+            api,
+            f"http://127.0.0.1:{env['MLFLOW_PORT']}",
+            "admin",
+            password,
+            token_for(api, "admin", password),
+            home,
+            root,
+            env,
         )
     finally:
-        subprocess.run([*stack_sh, "stop"], env=env, capture_output=True, timeout=120)
+        stopped = subprocess.run([*stack_sh, "stop"], env=env, capture_output=True, text=True, timeout=180)
         for log in (root / "logs").glob("*.log"):
-            (ARTIFACTS / log.name).write_bytes(log.read_bytes()[-200_000:])
-    # `stop` must leave nothing behind (the API server renames its own process, an easy one to lose).
-    for port in (env["AIRFLOW_PORT"], env["MLFLOW_PORT"]):
+            if log.exists():  # postgres.log links to the cluster's server log
+                (ARTIFACTS / log.name).write_bytes(log.read_bytes()[-200_000:])
+    assert stopped.returncode == 0, f"stack.sh stop failed:\n{stopped.stdout}\n{stopped.stderr}"
+    # `stop` must leave nothing behind (the API server renames its own process, an easy one to lose;
+    # PostgreSQL leaves postmaster.pid and a socket lock file when it is killed instead of stopped).
+    for port in (env["AIRFLOW_PORT"], env["MLFLOW_PORT"], pg_port):
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", int(port)), timeout=3).close()
+    data = root / "postgres" / "data"
+    assert not postgres_processes(data), f"PostgreSQL processes left on {data}"
+    assert not (data / "postmaster.pid").exists(), "postmaster.pid left behind"
+    assert not list((root / "postgres" / "socket").iterdir()), "socket or socket lock left behind"
+    assert not list((root / "pids").iterdir()), "pid files left behind"
+    # The database password lives in the 0600 password file and nowhere else the stack wrote: not in a
+    # log, a config file, the MLflow or Airflow databases, nor the cluster's files (it keeps a SCRAM hash).
+    pgpass = root / "postgres" / "pgpass"
+    assert pgpass.stat().st_mode & 0o777 == 0o600
+    secret = pgpass.read_text().strip().rsplit(":", 1)[1].encode()
+    written = [p for p in root.rglob("*") if p.is_file() and not p.is_symlink() and p != pgpass]
+    leaks = [str(p) for p in written if secret in p.read_bytes()]
+    assert not leaks, f"the PostgreSQL password is in {leaks}"
+    assert secret not in stopped.stdout.encode() + stopped.stderr.encode() + started.stdout.encode()
+    shutil.rmtree(root, ignore_errors=True)

@@ -1,16 +1,28 @@
-"""Two models retrain at the same time on the real scheduler: they do not interfere, and the
-`retrain_training` pool bounds how many train tasks run at once."""
+"""Two models retrain at the same time on the real scheduler (LocalExecutor, PostgreSQL): their
+data steps run side by side, the `retrain_training` pool bounds how many train tasks run at once,
+and neither run touches the other's registry entries."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 import pytest
+import yaml
 from mlflow import MlflowClient
 
 from tests.e2e.conftest import POOL_MODELS
+from tests.support import REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+DATA_STEPS = ("validate_data", "check_drift", "build_features")
+
+
+def test_the_pools_are_sized_from_airflow_settings_yaml(stack):
+    settings = yaml.safe_load((REPO / "airflow_settings.yaml").read_text())["airflow"]["pools"]
+    assert settings, "airflow_settings.yaml declares no pool"
+    for declared in settings:
+        pool = stack.request("GET", f"/api/v2/pools/{declared['pool_name']}")
+        assert pool["slots"] == declared["pool_slot"], pool
 
 
 def test_two_models_at_once_do_not_interfere_and_the_training_pool_serialises_training(stack):
@@ -42,13 +54,23 @@ def test_two_models_at_once_do_not_interfere_and_the_training_pool_serialises_tr
     finally:
         set_slots(pool["slots"])
 
-    trains = []
+    def interval(dag_id: str, run_id: str, task_id: str) -> tuple[dt.datetime, dt.datetime]:
+        ti = stack.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
+        return dt.datetime.fromisoformat(ti["start_date"]), dt.datetime.fromisoformat(ti["end_date"])
+
+    trains, data_steps = [], []
     for dag_id, run_id in runs.items():
         ti = stack.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/train")
         assert ti["pool"] == "retrain_training"
-        trains.append((dt.datetime.fromisoformat(ti["start_date"]), dt.datetime.fromisoformat(ti["end_date"])))
+        trains.append(interval(dag_id, run_id, "train"))
+        # From the first data step's start to the last one's end: this model's data phase.
+        steps = [interval(dag_id, run_id, task_id) for task_id in DATA_STEPS]
+        data_steps.append((steps[0][0], steps[-1][1]))
     (_, first_end), (second_start, _) = sorted(trains)
     assert first_end <= second_start, f"one pool slot, yet training overlapped: {trains}"
+    # The pool holds back training only: the two models' data steps ran at the same time.
+    (a_start, a_end), (b_start, b_end) = data_steps
+    assert a_start < b_end and b_start < a_end, f"the data steps of the two models did not overlap: {data_steps}"
 
     client = MlflowClient(stack.mlflow)
     for model in POOL_MODELS:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+import subprocess
 
 import pytest
 from mlflow import MlflowClient
 
 from retrain.registry import CHAMPION_ALIAS
-from tests.e2e.conftest import ARTIFACTS, BROKEN_MODEL, E2E_MODEL
-from tests.support import TASKS
+from tests.e2e.conftest import ARTIFACTS, BROKEN_MODEL, E2E_MODEL, postgres_processes
+from tests.support import REPO, TASKS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 CHROMIUM_ARGS = [
@@ -28,6 +29,29 @@ def trigger(stack, dag_id: str, conf: dict) -> str:
     return run["dag_run_id"]
 
 
+def test_the_stack_runs_on_postgresql_and_a_second_start_starts_nothing(stack):
+    stack_sh = ["bash", str(REPO / "scripts" / "stack.sh")]
+    data = stack.root / "postgres" / "data"
+    (postmaster,) = postgres_processes(data)
+    pid_files = {p.name: p.read_text() for p in (stack.root / "pids").iterdir()}
+    assert set(pid_files) == {
+        f"{name}.pid" for name in ("postgres", "mlflow", "api-server", "scheduler", "dag-processor", "triggerer")
+    }
+    # Airflow's metadata is in the cluster's `airflow` database: the DAGs the API lists are rows there.
+    listed = set(stack.wait_for_dags(f"retrain_{E2E_MODEL}"))
+    assert listed <= {dag_id for (dag_id,) in stack.sql("airflow", "SELECT dag_id FROM dag")}
+
+    again = subprocess.run([*stack_sh, "start"], env=stack.env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "already running" in again.stdout and "postgres: running" in again.stdout
+    assert postgres_processes(data) == [postmaster], "a second start must not start a second server"
+    assert {p.name: p.read_text() for p in (stack.root / "pids").iterdir()} == pid_files
+
+    status = subprocess.run([*stack_sh, "status"], env=stack.env, capture_output=True, text=True, timeout=60)
+    assert status.returncode == 0, status.stdout
+    assert f"postgres: running (pid {postmaster}, 127.0.0.1:" in status.stdout
+
+
 def test_rest_lists_dags_triggers_a_retraining_and_the_registry_has_a_champion(stack):
     dags = stack.wait_for_dags(f"retrain_{E2E_MODEL}", f"retrain_{BROKEN_MODEL}", "retrain_rollback")
     assert "retrain" in {tag["name"] for tag in dags[f"retrain_{E2E_MODEL}"]["tags"]}
@@ -40,6 +64,9 @@ def test_rest_lists_dags_triggers_a_retraining_and_the_registry_has_a_champion(s
     assert champion.version == "1"
     assert champion.tags["airflow.run_id"] == run_id
     assert champion.tags["retrain.window_end"] == "2025-05-01"
+    # Both stores are the PostgreSQL cluster's: the run in `airflow`, the registered model in `mlflow`.
+    assert stack.sql("airflow", "SELECT state FROM dag_run WHERE run_id = %s", run_id) == [("success",)]
+    assert (E2E_MODEL,) in stack.sql("mlflow", "SELECT name FROM registered_models")
 
 
 def test_a_run_that_fails_validation_shows_why_in_the_task_log(stack):
