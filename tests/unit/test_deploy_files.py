@@ -4,8 +4,11 @@ image, Kubernetes' OpenAPI schema and the Airflow chart expect, and to each othe
 
 from __future__ import annotations
 
+import copy
+import json
 import re
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
@@ -16,6 +19,9 @@ from tests.support import REPO
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 MANIFESTS = REPO / "deploy" / "kubernetes"
 HELM_VALUES = REPO / "deploy" / "helm" / "values.yaml"
+# The official chart's schema, version and source in the README beside it.
+HELM_SCHEMA = REPO / "tests" / "fixtures" / "helm" / "values.schema.json"
+HELM_CHART_VERSION = "1.21.0"
 SPEC = load_spec(REPO / "include" / "models" / "churn.yaml")
 
 
@@ -134,8 +140,70 @@ def test_helm_values_use_the_project_image_bake_dags_in_and_take_connections_fro
     connections = {item["envName"]: item for item in values["secret"]}
     assert set(connections) == {"AIRFLOW_CONN_MLFLOW_DEFAULT", "AIRFLOW_CONN_KUBERNETES_DEFAULT"}
     assert all(set(item) == {"envName", "secretName", "secretKey"} for item in connections.values())
-    mounts = {m["mountPath"] for m in values["workers"]["extraVolumeMounts"]}
+    workers = values["workers"]["celery"]
+    mounts = {m["mountPath"] for m in workers["extraVolumeMounts"]}
     assert env["RETRAIN_ARTIFACTS_ROOT"] in mounts, "workers must write partitions where the pods read them"
-    claims = {v["persistentVolumeClaim"]["claimName"] for v in values["workers"]["extraVolumes"]}
+    claims = {v["persistentVolumeClaim"]["claimName"] for v in workers["extraVolumes"]}
     assert SPEC.training.artifacts_pvc in claims
     assert values["securityContexts"]["pod"]["runAsUser"] == 50000
+
+
+def helm_schema_errors(values: dict) -> list[str]:
+    """What the chart's values.schema.json (the check `helm install` runs) says about these values."""
+    schema = json.loads(HELM_SCHEMA.read_text())
+    validator = jsonschema.Draft7Validator(schema)
+    errors = [f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in validator.iter_errors(values)]
+    # The chart's schema leaves the top level open: a misspelt top-level key would pass it silently.
+    errors += [f"{key}: not a value of the chart" for key in values if key not in schema["properties"]]
+    return errors
+
+
+def test_the_helm_values_pass_the_official_chart_schema_of_the_version_named_in_the_readme():
+    source = (HELM_SCHEMA.parent / "README.md").read_text()
+    assert f"chart {HELM_CHART_VERSION}" in source and "apache/airflow" in source
+    assert f"--version {HELM_CHART_VERSION}" in (REPO / "README.md").read_text()
+    assert f"--version {HELM_CHART_VERSION}" in HELM_VALUES.read_text()
+    assert helm_schema_errors(yaml.safe_load(HELM_VALUES.read_text())) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        (("executor",), "Nope", "executor: 'Nope' does not match"),
+        (("data", "metadataSecretName"), {"name": "x"}, "data.metadataSecretName: {'name': 'x'} is not of type"),
+        (("images", "airflow", "tag"), 1, "images.airflow.tag: 1 is not of type"),
+        (("workers", "celery", "replicas"), "two", "workers.celery.replicas: 'two' is not of type"),
+        (("executer",), "LocalExecutor", "executer: not a value of the chart"),
+    ],
+)
+def test_a_wrong_helm_value_fails_the_schema_check_naming_the_field(path, value, expected):
+    values = copy.deepcopy(yaml.safe_load(HELM_VALUES.read_text()))
+    node = values
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    errors = helm_schema_errors(values)
+    assert any(error.startswith(expected) for error in errors), errors
+
+
+def test_helm_values_set_the_executor_the_postgresql_secret_and_the_images_and_use_no_deprecated_key():
+    values = yaml.safe_load(HELM_VALUES.read_text())
+    assert values["executor"] == "CeleryExecutor"
+    assert values["data"]["metadataSecretName"], "the metadata connection comes from a Secret"
+    assert "metadataConnection" not in values["data"], "no connection details in the values"
+    assert values["postgresql"]["enabled"] is False, "an external PostgreSQL, not the chart's bundled one"
+    assert values["images"]["airflow"]["repository"].endswith("/retrain-airflow")
+    assert values["images"]["airflow"]["tag"] == values["defaultAirflowTag"]
+    schema = json.loads(HELM_SCHEMA.read_text())
+
+    def deprecated(node: dict, schema_node: dict, path: str) -> list[str]:
+        found = []
+        for key, value in node.items():
+            child = schema_node.get("properties", {}).get(key, {})
+            if "deprecated" in child.get("description", "").lower():
+                found.append(f"{path}{key}")
+            if isinstance(value, dict):
+                found += deprecated(value, child, f"{path}{key}.")
+        return found
+
+    assert deprecated(values, schema, "") == [], "chart 1.21 deprecates these keys"
