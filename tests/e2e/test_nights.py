@@ -11,6 +11,7 @@ import pytest
 from mlflow import MlflowClient
 
 from retrain.registry import CHAMPION_ALIAS, PREVIOUS_ALIAS
+from retrain.tags import Decision, Tag
 from tests.e2e.conftest import NIGHTS_MODEL
 from tests.support import TASKS
 
@@ -49,13 +50,13 @@ def test_two_nights_triggered_together_run_one_after_the_other_and_keep_the_cham
     # Nothing lost: one version per night, each tagged with its own run, window and decision.
     client = MlflowClient(stack.mlflow)
     versions = sorted(client.search_model_versions(f"name='{NIGHTS_MODEL}'"), key=lambda v: int(v.version))
-    assert [v.tags["airflow.run_id"] for v in versions] == [first["dag_run_id"], second["dag_run_id"]]
-    assert [v.tags["retrain.window_end"] for v in versions] == [r["conf"]["end_date"] for r in (first, second)]
-    assert [v.tags["retrain.decision"] for v in versions] == ["promoted", "promoted"]
+    assert [v.tags[Tag.RUN_ID] for v in versions] == [first["dag_run_id"], second["dag_run_id"]]
+    assert [v.tags[Tag.WINDOW_END] for v in versions] == [r["conf"]["end_date"] for r in (first, second)]
+    assert [v.tags[Tag.DECISION] for v in versions] == [Decision.PROMOTED, Decision.PROMOTED]
     older, newer = versions
     # Each was evaluated against the champion of its moment: none for the first, the first for the second.
-    assert older.tags.get("retrain.champion_version_at_evaluation", "") == ""
-    assert newer.tags["retrain.champion_version_at_evaluation"] == older.version
+    assert older.tags.get(Tag.CHAMPION_AT_EVALUATION, "") == ""
+    assert newer.tags[Tag.CHAMPION_AT_EVALUATION] == older.version
     assert client.get_model_version_by_alias(NIGHTS_MODEL, CHAMPION_ALIAS).version == newer.version
     assert client.get_model_version_by_alias(NIGHTS_MODEL, PREVIOUS_ALIAS).version == older.version
-    assert newer.tags["retrain.promoted_by_run"] == second["dag_run_id"]
+    assert newer.tags[Tag.PROMOTED_BY_RUN] == second["dag_run_id"]
