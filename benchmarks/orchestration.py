@@ -68,7 +68,7 @@ assert all(s in ("success", "skipped") for s in states.values()) and states["tra
 
 
 def main() -> None:
-    from tests.integration.conftest import MlflowServer
+    from tests.support import MlflowServer
 
     work = Path(tempfile.mkdtemp(prefix="bench-orch-"))
     server = MlflowServer(work / "mlflow").start()
