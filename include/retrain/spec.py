@@ -13,7 +13,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from retrain.errors import SpecError
@@ -104,6 +115,11 @@ class EvaluationSpec(_Frozen):
         default=(), description="Categorical columns to compute per-value metrics on."
     )
     bootstrap: BootstrapSpec = BootstrapSpec()
+    # Strict: YAML's 1, "1" and true stay an int, a string and a bool, and must equal a label of that type.
+    positive_label: StrictBool | StrictInt | StrictStr | None = Field(
+        default=None,
+        description="The class binary metrics count as positive; empty: the greater of the two sorted classes.",
+    )
 
 
 class PromotionSpec(_Frozen):
@@ -130,6 +146,12 @@ class ValidationSpec(_Frozen):
         default=(), description="GX suite JSON files, relative to include/expectations/."
     )
     min_rows: int = Field(default=1, ge=1)
+    timestamp_null_tolerance: float = Field(
+        default=0.0, ge=0.0, lt=1.0, description="Fraction of rows whose timestamp may be null or unparseable."
+    )
+    max_duplicate_fraction: float = Field(
+        default=0.01, ge=0.0, le=1.0, description="Fraction of rows that may repeat an earlier row; 1 turns it off."
+    )
 
 
 class DriftSpec(_Frozen):
@@ -240,6 +262,8 @@ class ModelSpec(_Frozen):
         unknown_slices = sorted(set(self.evaluation.slices) - set(self.features.categorical))
         if unknown_slices:
             problems.append((("evaluation", "slices"), f"{unknown_slices} must be categorical features"))
+        if self.evaluation.positive_label is not None and self.task != "classification":
+            problems.append((("evaluation", "positive_label"), "a positive class needs task: classification"))
         for index, name in enumerate((self.evaluation.metric, *self.evaluation.secondary_metrics)):
             problem = scorer_problem(name, self.task)
             if problem:

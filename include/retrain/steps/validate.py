@@ -20,14 +20,15 @@ def run(ctx: StepContext) -> ValidationResult:
     """Validates the run's window and writes validation.json and validation.html in the run's report folder.
 
     Raises DataValidationError naming every failed expectation, or the DataError that made the window
-    unreadable (unreadable file, unparseable timestamp, missing data), each carrying the result.
+    unreadable (unreadable file, no timestamp column, missing data), each carrying the result. Rows
+    whose timestamp is null or unparseable are read too: the suite counts them.
     """
     spec, window = ctx.spec, ctx.run.window
     html_path, json_path = ctx.report_dir / "validation.html", ctx.report_dir / "validation.json"
     reports = {"validation_html": str(html_path), "validation_json": str(json_path)}
     ctx.log.info("validating %s window %s from %s", spec.name, window, spec.data.uri)
     try:
-        data = read_window(spec, window)
+        data = read_window(spec, window, untimed=True)
     except DataError as error:
         write_atomic(
             json_path, json.dumps({"model": spec.name, "window": str(window), "success": False, "error": str(error)})
@@ -38,7 +39,7 @@ def run(ctx: StepContext) -> ValidationResult:
         )
         error.output = ValidationResult(False, 0, window.to_dict(), error=str(error), reports=reports)
         raise
-    outcome = validate_frame(data.frame, spec, window)
+    outcome = validate_frame(data.frame, spec, window, data.untimed_examples)
     write_atomic(json_path, json.dumps({**outcome.to_dict(), "files": list(data.files)}, indent=2, default=str))
     write_atomic(html_path, render_html(outcome, data.files))
     summary = outcome.to_dict(limit=OUTPUT_FAILURES)
