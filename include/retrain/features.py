@@ -58,8 +58,38 @@ def _typed_columns(frame: pd.DataFrame, spec: ModelSpec) -> dict[str, pd.Series]
         columns[column] = _typed(frame[column], "float64")
     for column in spec.features.categorical:
         columns[column] = strings(frame[column])
-    columns[target] = _typed(frame[target], "int64" if spec.task == "classification" else "float64")
+    columns[target] = class_labels(frame[target]) if spec.task == "classification" else _typed(frame[target], "float64")
     return columns
+
+
+def class_labels(values: pd.Series) -> pd.Series:
+    """A classification target with the type of its labels, whatever the file stored: booleans as `bool`,
+    integers (and integral floats, as a column with a gap once became) as `int64`, anything else as text
+    in the Arrow-backed `str` dtype of the categories. A category column takes its categories' type.
+
+    Raises ValueError naming the values that are not class labels (validation refuses them first).
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.astype(values.cat.categories.dtype)
+    dtype = values.dtype
+    if pd.api.types.is_object_dtype(dtype):  # what the values are, in one pass in C
+        kind = pd.api.types.infer_dtype(values, skipna=True)
+        numeric = {"boolean": bool, "integer": "int64", "floating": float, "mixed-integer-float": float}
+        dtype = np.dtype(numeric[kind]) if kind in numeric else dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return values if values.dtype == bool else values.astype(bool)
+    if pd.api.types.is_integer_dtype(dtype):
+        return _typed(values, "int64")
+    if pd.api.types.is_float_dtype(dtype):
+        numbers = values.to_numpy(dtype=float)
+        fractional = ~np.isfinite(numbers) | (numbers != np.floor(numbers))
+        if fractional.any():
+            raise ValueError(
+                f"target {values.name!r} has {int(fractional.sum())} value(s) that are not class labels, e.g."
+                f" {numbers[fractional][:3].tolist()} (rule: a classification target holds class labels)"
+            )
+        return pd.Series(numbers.astype("int64"), index=values.index, name=values.name)
+    return strings(values)
 
 
 def _row_order(columns: dict[str, pd.Series]) -> np.ndarray:

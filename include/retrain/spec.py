@@ -121,6 +121,14 @@ class EvaluationSpec(_Frozen):
         description="The class binary metrics count as positive; empty: the greater of the two sorted classes.",
     )
 
+    @field_validator("positive_label", mode="before")
+    @classmethod
+    def _a_label(cls, value: Any) -> Any:
+        """One clear error instead of one per member of the union."""
+        if value is not None and not isinstance(value, str | int | bool):
+            raise ValueError(f"a class label is text, an integer or true/false; got {value!r} ({type(value).__name__})")
+        return value
+
 
 class PromotionSpec(_Frozen):
     min_improvement: float = Field(default=0.0, ge=0.0, description="Challenger must beat champion by this much.")

@@ -57,21 +57,33 @@ class RunLogger:
 
         mlflow.log_artifact(local_path, artifact_path=artifact_path)
 
-    def sklearn_model(self, pipeline: Any, example: pd.DataFrame, predict_method: str, trusted_types: list[str]) -> str:
-        """Logs the fitted pipeline (skops format, with its signature and an input example); returns its URI."""
+    def sklearn_model(
+        self, pipeline: Any, example: pd.DataFrame, predict_method: str, trusted_types: list[str], classes: Any = None
+    ) -> str:
+        """Logs the fitted pipeline (skops format, with its signature and an input example); returns its URI.
+
+        For a classifier, `classes` (a `retrain.evaluation.ClassLabels`) names the probability columns in
+        the signature by their labels as text, and goes into the model's metadata with their types kept
+        (`classes`, `positive_label`): what a client needs to read predict_proba.
+        """
         import mlflow.sklearn
         from mlflow.models import infer_signature
 
-        signature = infer_signature(example, getattr(pipeline, predict_method)(example))
+        output = getattr(pipeline, predict_method)(example)
+        metadata = None
+        if classes is not None:
+            output = pd.DataFrame(output, columns=[str(label) for label in classes.classes])
+            metadata = {"classes": list(classes.classes), "positive_label": classes.positive}
         info = mlflow.sklearn.log_model(
             pipeline,
             name="model",
-            signature=signature,
+            signature=infer_signature(example, output),
             input_example=example,
             serialization_format="skops",
             skops_trusted_types=trusted_types,
             pyfunc_predict_fn=predict_method,
             pip_requirements=model_requirements(),
+            metadata=metadata,
         )
         return info.model_uri
 
