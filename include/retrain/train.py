@@ -28,6 +28,7 @@ from retrain.errors import SpecError, TrainingError
 from retrain.options import Run
 from retrain.registry import REFERENCE_ARTIFACT, Registry
 from retrain.registry.tracking import training_run
+from retrain.sklearn_catalog import POSITIVE_CLASS_SCORERS
 from retrain.spec import ModelSpec
 from retrain.tags import Decision, Tag
 
@@ -109,9 +110,10 @@ def training_labels(spec: ModelSpec, y_train):
     except SpecError as error:
         raise TrainingError(f"the training set does not fit the spec: {error}") from None
     if labels is not None and labels.positive is not None and spec.evaluation.positive_label is None:
-        log.info(
-            "binary metrics count %r as the positive class: %s; set evaluation.positive_label to choose",
-            labels.positive, labels.rule,
+        depending = [m for m in (spec.evaluation.metric, *spec.evaluation.secondary_metrics) if m in POSITIVE_CLASS_SCORERS]
+        (log.warning if depending else log.info)(
+            "%s count %r as the positive class: %s; set evaluation.positive_label to choose",
+            ", ".join(depending) or "binary metrics", labels.positive, labels.rule,
         )  # fmt: skip
     return labels
 
