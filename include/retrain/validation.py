@@ -367,7 +367,7 @@ def _result(definition: ExpectationDef, raw: dict) -> ExpectationResult:
         source=definition.source,
         success=bool(raw.get("success")) and not errors,
         errored=bool(errors),
-        observed=result.get("observed_value", result.get("details")),
+        observed=_json_safe(result.get("observed_value", result.get("details"))),
         unexpected_count=result.get("unexpected_count"),
         element_count=result.get("element_count"),
         unexpected_examples=[_plain(v) for v in (result.get("partial_unexpected_list") or [])[:MAX_EXAMPLES]],
@@ -390,6 +390,18 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
+
+
+def _json_safe(value: Any) -> Any:
+    """An observed value with inf and NaN as text at any depth (a mean over an infinite value is inf):
+    XCom and the reports are strict JSON."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float | np.floating) and not math.isfinite(value):
+        return str(float(value))
+    return value
 
 
 def failure_message(outcome: ValidationOutcome, report_path: str | os.PathLike[str] | None = None) -> str:

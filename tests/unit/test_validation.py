@@ -175,3 +175,13 @@ def test_rows_without_a_timestamp_are_judged_with_their_examples(good):
     assert "late.csv: 'yesterday'" in message and "validation.timestamp_null_tolerance" in message
     tolerant = validate_frame(frame, with_validation(SMALL, timestamp_null_tolerance=0.01), WINDOW)
     assert tolerant.success, failure_message(tolerant)
+
+
+def test_an_infinite_observed_value_stays_strict_json(good):
+    """A warning's observed mean over an infinite value is inf: the step's XCom output must still be JSON."""
+    frame = good.copy()
+    frame.loc[frame.index[0], "monthly_spend"] = np.inf
+    outcome = validate_frame(frame, SMALL, WINDOW)
+    [mean] = [r for r in outcome.results if r.type == "expect_column_mean_to_be_between"]
+    assert not mean.success and mean.observed == "inf"
+    json.dumps(outcome.to_dict(), allow_nan=False)
