@@ -36,9 +36,6 @@ from retrain.window import Window
 NUMERIC_TYPES = ["int", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float", "float16",
                  "float32", "float64", "Int8", "Int16", "Int32", "Int64", "Float32", "Float64"]  # fmt: skip
 MAX_EXAMPLES = 10
-# Finite means inside the float64 range: GX's between check then flags inf and -inf and, like every map
-# expectation, leaves NaN to the not-null rules.
-FLOAT_MAX = float(np.finfo(np.float64).max)
 FINITE_RULE = "numeric features must be finite (no inf or -inf); missing values are the not-null rules' business"
 NOT_ALL_NULL_RULE = "a feature must not be entirely null"
 
@@ -145,14 +142,7 @@ def default_suite(spec: ModelSpec, window: Window) -> list[ExpectationDef]:
             ExpectationDef("expect_column_values_to_be_in_type_list", {"column": c, "type_list": NUMERIC_TYPES})
             for c in spec.features.numeric
         ],
-        *[
-            ExpectationDef(
-                "expect_column_values_to_be_between",
-                {"column": c, "min_value": -FLOAT_MAX, "max_value": FLOAT_MAX},
-                rule=FINITE_RULE,
-            )
-            for c in spec.features.numeric
-        ],
+        *[ExpectationDef("expect_column_values_to_be_finite", {"column": c}, rule=FINITE_RULE) for c in spec.features.numeric],
         *[
             ExpectationDef(
                 "expect_column_proportion_of_non_null_values_to_be_between",
@@ -319,9 +309,10 @@ def validate_frame(
         .add_dataframe_asset("rows")
         .add_batch_definition_whole_dataframe("all")
     )
-    suite = context.suites.add(gx.ExpectationSuite(name=f"{spec.name}_suite"))
-    for index, definition in enumerate(definitions):
-        suite.add_expectation(_expectation(definition, index))
+    # All at once: a suite that belongs to the context re-serializes every expectation it holds on each
+    # add_expectation, which made building the suite quadratic in its size (most of the step at 1M rows).
+    expectations = [_expectation(definition, index) for index, definition in enumerate(definitions)]
+    suite = context.suites.add(gx.ExpectationSuite(name=f"{spec.name}_suite", expectations=expectations))
     if frame.empty:
         # GX on an empty frame errors in odd places; the row count rule is the whole story.
         results = [_empty_window_result(d, spec) for d in definitions]

@@ -50,7 +50,7 @@ def infinite_values(folder: Path) -> tuple[str, ...]:
     rows = late_rows(folder)
     rows.loc[rows.index[:3], "monthly_spend"] = np.inf  # no range of the user's covers monthly_spend
     rows.to_parquet(folder / "late_2025-05-01.parquet", index=False)
-    return ("monthly_spend", "numeric features must be finite", '"inf"')
+    return ("expect_column_values_to_be_finite", "monthly_spend", "numeric features must be finite", '"infinite_values": 3')
 
 
 def all_null_feature(folder: Path) -> tuple[str, ...]:

@@ -128,12 +128,16 @@ def test_infinite_values_fail_on_their_column_and_nan_is_left_to_the_null_rules(
     message = failure_message(outcome)
     assert not outcome.success
     finite = [r for r in outcome.failures if "finite" in (r.rule or "")]
-    assert {r.column: r.unexpected_count for r in finite} == {"tenure_months": 2, "monthly_spend": 1}
+    assert {r.column: r.observed for r in finite} == {
+        "tenure_months": {"infinite_values": 2}, "monthly_spend": {"infinite_values": 1}
+    }
+    assert 'FAILED expect_column_values_to_be_finite(column=\'tenure_months\'): observed {"infinite_values": 2}' in message
     assert "(rule: numeric features must be finite" in message
-    assert "'inf'" in message and "'-inf'" in message
-    json.dumps(outcome.to_dict(), allow_nan=False)  # inf examples travel as text: XCom and the reports stay JSON
+    json.dumps(outcome.to_dict(), allow_nan=False)  # XCom and the reports stay strict JSON
     assert good["monthly_spend"].isna().any()  # NaN alone passes: the demo data has holes
     assert validate_frame(good, bare, WINDOW).success
+    empty = validate_frame(good.assign(monthly_spend=np.nan), bare, WINDOW)  # all null: that rule only
+    assert [r.rule for r in empty.failures] == ["a feature must not be entirely null"]
 
 
 @pytest.mark.parametrize("column", ["sessions_last_week", "plan"])
