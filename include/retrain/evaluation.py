@@ -286,7 +286,8 @@ def baseline_score(
 
 
 def paired_bootstrap(champion: _Cached, challenger: _Cached, y: np.ndarray, metric: str, resamples: int,
-                     confidence: float, seed: int, labels: ClassLabels | None = None) -> BootstrapResult | None:  # fmt: skip
+                     confidence: float, seed: int,
+                     labels: ClassLabels | None = None) -> BootstrapResult | None:  # fmt: skip
     """Challenger minus champion on the same resampled rows; percentile interval."""
     if resamples <= 0:
         return None

@@ -70,7 +70,7 @@ def class_label_mask(values: pd.Series) -> pd.Series:
     if pd.api.types.is_float_dtype(dtype):
         numbers = values.to_numpy(dtype=float)
         return pd.Series(np.isfinite(numbers) & (numbers == np.floor(numbers)), index=values.index)
-    if pd.api.types.is_object_dtype(dtype):  # a Python object per value already: one isinstance each is the column's own cost
+    if pd.api.types.is_object_dtype(dtype):  # a Python object per value already: one isinstance each
         return values.map(_is_label_scalar).astype(bool)
     return pd.Series(False, index=values.index)  # datetimes, durations, intervals: not class labels
 

@@ -34,11 +34,7 @@ class Tag(StrEnum):
     PARAMS_HASH = "retrain.params_hash", "hash of the estimator parameters actually used"
     TRIGGER = "retrain.trigger", "why the run that trained the version started: schedule, manual, data or monitoring"
     TRIGGER_REASON = "retrain.trigger_reason", "the reason the triggering asset event gave, if any"
-    POSITIVE_LABEL = (
-        "retrain.positive_label",
-        "the class binary metrics count as positive, as JSON so its type shows (\"churned\", true, 1);"
-        " empty: not a binary classifier",
-    )
+    POSITIVE_LABEL = "retrain.positive_label", 'positive class of binary metrics, as JSON ("yes", true, 1); empty: none'
 
     # The evaluation (written by `evaluate` on the version).
     DECISION = "retrain.decision", "where the version stands; one of the Decision values"

@@ -110,7 +110,8 @@ def training_labels(spec: ModelSpec, y_train):
     except SpecError as error:
         raise TrainingError(f"the training set does not fit the spec: {error}") from None
     if labels is not None and labels.positive is not None and spec.evaluation.positive_label is None:
-        depending = [m for m in (spec.evaluation.metric, *spec.evaluation.secondary_metrics) if m in POSITIVE_CLASS_SCORERS]
+        metrics = (spec.evaluation.metric, *spec.evaluation.secondary_metrics)
+        depending = [m for m in metrics if m in POSITIVE_CLASS_SCORERS]
         (log.warning if depending else log.info)(
             "%s count %r as the positive class: %s; set evaluation.positive_label to choose",
             ", ".join(depending) or "binary metrics", labels.positive, labels.rule,

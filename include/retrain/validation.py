@@ -142,7 +142,10 @@ def default_suite(spec: ModelSpec, window: Window) -> list[ExpectationDef]:
             ExpectationDef("expect_column_values_to_be_in_type_list", {"column": c, "type_list": NUMERIC_TYPES})
             for c in spec.features.numeric
         ],
-        *[ExpectationDef("expect_column_values_to_be_finite", {"column": c}, rule=FINITE_RULE) for c in spec.features.numeric],
+        *[
+            ExpectationDef("expect_column_values_to_be_finite", {"column": c}, rule=FINITE_RULE)
+            for c in spec.features.numeric
+        ],
         *[
             ExpectationDef(
                 "expect_column_proportion_of_non_null_values_to_be_between",
@@ -191,6 +194,11 @@ def default_suite(spec: ModelSpec, window: Window) -> list[ExpectationDef]:
     return defs
 
 
+def _two_class_advice(metric: str) -> str:
+    alternative = BINARY_ONLY_SCORERS[metric]
+    return f"{metric} scores two classes only" + (f" (for more: {alternative})" if alternative else "")
+
+
 def _target_suite(spec: ModelSpec) -> list[ExpectationDef]:
     """The target's type fits the task; a classification target has the classes the metrics need."""
     target = spec.target
@@ -205,11 +213,8 @@ def _target_suite(spec: ModelSpec) -> list[ExpectationDef]:
     metrics = (spec.evaluation.metric, *spec.evaluation.secondary_metrics)
     binary_only = [m for m in metrics if m in BINARY_ONLY_SCORERS]
     if binary_only:
-        advice = "; ".join(
-            f"{m} scores two classes only" + (f" (for more: {BINARY_ONLY_SCORERS[m]})" if BINARY_ONLY_SCORERS[m] else "")
-            for m in binary_only
-        )
-        classes_rule = f"a classifier needs two classes, and the metrics two at most: {advice} (field evaluation.metric)"
+        advice = "; ".join(_two_class_advice(m) for m in binary_only)
+        classes_rule = f"a classifier needs two classes, the metrics two at most: {advice} (field evaluation.metric)"
     else:
         classes_rule = "a classifier needs at least two classes in its window"
     defs = [
@@ -405,6 +410,10 @@ def failure_message(outcome: ValidationOutcome, report_path: str | os.PathLike[s
     return "\n".join(lines)
 
 
+def _rule_html(result: ExpectationResult) -> str:
+    return f"<br><small>rule: {html.escape(result.rule)}</small>" if result.rule and not result.success else ""
+
+
 def render_html(outcome: ValidationOutcome, files: list[str] | tuple[str, ...] = ()) -> str:
     esc = html.escape
     ordered = sorted(outcome.results, key=lambda r: (r.success, r.severity != "fail", r.type))
@@ -418,7 +427,7 @@ def render_html(outcome: ValidationOutcome, files: list[str] | tuple[str, ...] =
         rows.append(
             f'<tr class="{status.lower()}"><td>{esc(status)}</td><td>{esc(r.type)}</td><td>{esc(str(r.column or ""))}</td>'
             f"<td><code>{esc(_short({k: v for k, v in r.kwargs.items() if k != 'column'}))}</code></td>"
-            f"<td>{esc(str(detail))}{'<br><small>rule: ' + esc(r.rule) + '</small>' if r.rule and not r.success else ''}</td>"
+            f"<td>{esc(str(detail))}{_rule_html(r)}</td>"
             f"<td>{esc(r.severity)}</td><td>{esc(r.source)}</td></tr>"
         )
     verdict = "PASSED" if outcome.success else "FAILED"

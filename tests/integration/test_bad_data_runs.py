@@ -50,7 +50,12 @@ def infinite_values(folder: Path) -> tuple[str, ...]:
     rows = late_rows(folder)
     rows.loc[rows.index[:3], "monthly_spend"] = np.inf  # no range of the user's covers monthly_spend
     rows.to_parquet(folder / "late_2025-05-01.parquet", index=False)
-    return ("expect_column_values_to_be_finite", "monthly_spend", "numeric features must be finite", '"infinite_values": 3')
+    return (
+        "expect_column_values_to_be_finite",
+        "monthly_spend",
+        "numeric features must be finite",
+        '"infinite_values": 3',
+    )
 
 
 def all_null_feature(folder: Path) -> tuple[str, ...]:
@@ -70,7 +75,12 @@ def null_timestamps(folder: Path) -> tuple[str, ...]:
     rows.loc[rows.index[:100], "event_time"] = "not a time"
     rows.loc[rows.index[100:150], "event_time"] = None
     rows.to_csv(folder / "late_2025-05-01.csv", index=False)
-    return ("event_time", "late_2025-05-01.csv: 'not a time'", "validation.timestamp_null_tolerance", '"unexpected_count": 150')
+    return (
+        "event_time",
+        "late_2025-05-01.csv: 'not a time'",
+        "validation.timestamp_null_tolerance",
+        '"unexpected_count": 150',
+    )
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,9 @@ def test_the_spec_refuses_what_cannot_be_a_positive_label(cancer):
         spec_for(cancer, positive_label=0.5)
     regression = spec_document("labels", "unused/", cancer, positive_label="yes")
     regression.update(task="regression", model={"estimator": "sklearn.linear_model.Ridge"})
-    with pytest.raises(SpecError, match=r"field 'evaluation\.positive_label': a positive class needs task: classification"):
+    with pytest.raises(
+        SpecError, match=r"field 'evaluation\.positive_label': a positive class needs task: classification"
+    ):
         parse_spec(regression)
 
 
@@ -143,7 +145,10 @@ def test_a_positive_label_that_is_not_a_class_fails_validation_naming_the_field(
 def test_a_two_class_metric_on_three_classes_fails_validation_with_the_alternative(iris):
     spec = spec_for(iris, metric="roc_auc", secondary_metrics=["f1"])
     message = failure_message(validate_frame(in_window(iris, spec), spec, window_of(spec)))
-    assert "FAILED expect_column_unique_value_count_to_be_between(column='label', min_value=2, max_value=2): observed 3" in message
+    assert (
+        "FAILED expect_column_unique_value_count_to_be_between(column='label', min_value=2, max_value=2): observed 3"
+        in message
+    )
     assert "roc_auc scores two classes only (for more: roc_auc_ovr)" in message
     assert "f1 scores two classes only (for more: f1_macro)" in message and "field evaluation.metric" in message
     multiclass = spec_for(iris, metric="roc_auc_ovr", secondary_metrics=["f1_macro", "average_precision"])
@@ -230,11 +235,19 @@ def test_the_default_positive_class_is_the_greater_of_the_two_sorted_classes(can
     assert class_labels(spec, np.array([0, 1])).positive == 1
     assert class_labels(spec, np.array([0, 1])).rule == DEFAULT_POSITIVE_RULE
     assert class_labels(spec, ["setosa", "versicolor", "virginica"]).positive is None
-    assert [positive_label_tag(v) for v in ("churned", True, 1, np.int64(1), None)] == ['"churned"', "true", "1", "1", ""]
+    assert [positive_label_tag(v) for v in ("churned", True, 1, np.int64(1), None)] == [
+        '"churned"',
+        "true",
+        "1",
+        "1",
+        "",
+    ]
 
 
 def test_a_positive_label_that_is_not_a_class_names_the_field(cancer):
-    with pytest.raises(SpecError, match=r"field 'evaluation\.positive_label': 'cancer' \(str\) is not one of the classes"):
+    with pytest.raises(
+        SpecError, match=r"field 'evaluation\.positive_label': 'cancer' \(str\) is not one of the classes"
+    ):
         class_labels(spec_for(cancer, positive_label="cancer"), ["benign", "malignant"])
     with pytest.raises(SpecError, match=r"YAML reads yes/no/true/false unquoted as a boolean: quote the label"):
         class_labels(spec_for(cancer, positive_label=True), ["no", "yes"])
@@ -293,7 +306,10 @@ def test_multiclass_text_labels_score_with_multiclass_metrics_and_refuse_two_cla
     assert result.to_dict()["classes"] == ["setosa", "versicolor", "virginica"]
     assert result.to_dict()["positive_label"] is None and result.bootstrap.low == 0.0
     two_class = spec_for(iris, metric="roc_auc")
-    with pytest.raises(SpecError, match=r"field 'evaluation\.metric': 'roc_auc' scores two classes only and the target has 3 .* use 'roc_auc_ovr'"):
+    with pytest.raises(
+        SpecError,
+        match=r"field 'evaluation\.metric': 'roc_auc' scores two classes only and the target has 3 .* use 'roc_auc_ovr'",
+    ):
         compare(None, challenger, X, y, train["label"], two_class)
     with pytest.raises(Exception, match=r"the training set does not fit the spec: field 'evaluation\.metric'"):
         training_labels(two_class, train["label"])
