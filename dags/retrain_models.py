@@ -4,13 +4,20 @@ Wiring only: the spec decides everything. A spec that does not parse becomes a m
 tagged `invalid-spec` whose task fails with the file, field and reason; the other DAGs still load.
 """
 
+from airflow.sdk import get_parsing_context
+
 from retrain.errors import SpecError
 from retrain.settings import training_backend
 from retrain.spec import load_spec, spec_files
-from retrain_operators.dag_factory import build_invalid_spec_dag, build_retrain_dag
+from retrain_operators.dag_factory import build_invalid_spec_dag, build_retrain_dag, dag_id_of_file
 
 _backend = training_backend()
+# A task process parses this file only to find its own DAG, and Airflow tells it which one: build just
+# that model's DAG there, not one per spec (benchmarks/README.md, fleet night). The DAG processor builds all.
+_wanted = get_parsing_context().dag_id
 for _path in spec_files():
+    if _wanted and dag_id_of_file(_path) != _wanted:
+        continue
     try:
         _spec = load_spec(_path)
     except SpecError as _error:

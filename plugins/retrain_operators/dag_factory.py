@@ -126,9 +126,15 @@ class SpecErrorOperator(BaseOperator):
         raise SpecError(self.message)
 
 
+def dag_id_of_file(spec_path: Path) -> str:
+    """The DAG id a spec file gives, without reading it: a valid spec's name is its file name (checked when it
+    loads), and a broken one's placeholder DAG is named after the file the same way."""
+    return "retrain_" + re.sub(r"[^a-z0-9_]+", "_", spec_path.stem.lower())
+
+
 def build_invalid_spec_dag(spec_path: Path, error: Exception) -> DAG:
     """A manual-only DAG named after the broken file: its docs and its one task show the error."""
-    dag_id = "retrain_" + re.sub(r"[^a-z0-9_]+", "_", spec_path.stem.lower())
+    dag_id = dag_id_of_file(spec_path)
     with DAG(
         dag_id=dag_id,
         description=f"INVALID SPEC {spec_path.name}: fix the file to get the retraining DAG back",
