@@ -192,6 +192,23 @@ def check_night(api: Api, runs: list[dict], tis: list[dict], night: dt.date) -> 
     assert value["window"]["end"].startswith(night.isoformat()), value["window"]
 
 
+def check_against_database(stack_dir: Path, tis: list[dict]) -> None:
+    """The REST API's times are the metadata database's: read task_instance directly and compare."""
+    import psycopg
+
+    postgres = stack_dir / "postgres"
+    port = (postgres / "data" / "postmaster.pid").read_text().splitlines()[3]
+    query = "SELECT dag_id, task_id, queued_dttm, start_date, end_date FROM task_instance WHERE dag_id = ANY(%s)"
+    with psycopg.connect(host="127.0.0.1", port=port, user="retrain", dbname="airflow",
+                         passfile=str(postgres / "pgpass")) as connection:  # fmt: skip
+        rows = connection.execute(query, (sorted({t["dag_id"] for t in tis}),)).fetchall()
+    in_database = {(dag, task): times for dag, task, *times in rows}
+    assert len(in_database) == len(tis), (len(in_database), len(tis))
+    for t in tis:
+        rest = [parse_time(t[field]) for field in ("queued_when", "start_date", "end_date")]
+        assert rest == in_database[(t["dag_id"], t["task_id"])], (t, in_database[(t["dag_id"], t["task_id"])])
+
+
 def parse_time(value: str | None) -> dt.datetime | None:
     return None if value is None else dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
@@ -290,12 +307,16 @@ def run_case(work: Path, data: list[Path], night: dt.date, cron: str, parallelis
         with profiled(work / "stack", os.environ.get("FLEET_PROFILE"), prefix):
             unpaused_at, runs, tis = drive_night(api, names, prefix, night)
         check_night(api, runs, tis, night)
+        check_against_database(work / "stack", tis)
+        # A task supervisor's call to the execution API that timed out or failed is retried after a random
+        # back-off; tenacity logs each retry, and the LocalExecutor's supervisors log to the scheduler's log.
+        retries = (work / "stack" / "logs" / "scheduler.log").read_text(errors="replace").count("time calling it")
         (work / f"{prefix}-task-instances.json").write_text(json.dumps({"runs": runs, "task_instances": tis}))
     finally:
         stopped = subprocess.run([*stack_sh, "stop"], env=env, capture_output=True, text=True, timeout=300)
         if stopped.returncode != 0:
             print(f"stack.sh stop failed:\n{stopped.stdout}\n{stopped.stderr}", file=sys.stderr)
-    return {"parallelism": slots, **figures(tis, runs, unpaused_at, task_ids())}
+    return {"parallelism": slots, **figures(tis, runs, unpaused_at, task_ids()), "execution_api_retries": retries}
 
 
 def main() -> None:
