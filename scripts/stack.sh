@@ -51,6 +51,11 @@ export AIRFLOW__CORE__EXECUTOR=LocalExecutor
 cores=$(nproc)
 export AIRFLOW__CORE__PARALLELISM=${AIRFLOW__CORE__PARALLELISM:-$((2 * cores > 2 ? 2 * cores : 2))}
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$airflow_port/execution/
+# Each task's supervisor calls the API server (one process, sharing these cores with the running tasks)
+# to start, heartbeat and finish the task. Airflow's 5 s timeout turns a slow answer into a retry after a
+# random back-off of up to 90 s: on 2 busy cores the first tasks of a fleet night waited about a minute
+# that way (benchmarks/README.md, fleet night). Waiting longer for the answer costs less than retrying.
+export AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT=${AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT:-30}
 export AIRFLOW__API__BASE_URL=http://127.0.0.1:$airflow_port
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=${STACK_USER:-admin}:admin
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=${AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL:-10}
