@@ -210,14 +210,14 @@ def build_partition(frame: pd.DataFrame, spec: ModelSpec, window: Window, path: 
     try:
         columns = _typed_columns(frame, spec)
     except (KeyError, ValueError, TypeError) as error:
-        raise DataError(f"{spec.data.uri}: cannot build features for window {window}: {error}") from None
+        raise DataError(f"{spec.data.location}: cannot build features for window {window}: {error}") from None
     order = _row_order(columns)
     stamps = columns[spec.data.timestamp_column].array.take(order)
     timed = len(stamps) - int(stamps.isna().sum())  # rows without a timestamp sort last and are in no window
     lo, mid, hi = _bounds(stamps[:timed], window)
     if mid == lo or hi == mid:
         raise DataError(
-            f"{spec.data.uri}: window {window} has {mid - lo} training and {hi - mid} holdout rows;"
+            f"{spec.data.location}: window {window} has {mid - lo} training and {hi - mid} holdout rows;"
             " both must be non-empty (rule: data.lookback_days / data.holdout_days)"
         )
     return _publish(Path(path), window, _taken(columns, order[lo:mid]), _taken(columns, order[mid:hi]))

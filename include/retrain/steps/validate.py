@@ -26,7 +26,7 @@ def run(ctx: StepContext) -> ValidationResult:
     spec, window = ctx.spec, ctx.run.window
     html_path, json_path = ctx.report_dir / "validation.html", ctx.report_dir / "validation.json"
     reports = {"validation_html": str(html_path), "validation_json": str(json_path)}
-    ctx.log.info("validating %s window %s from %s", spec.name, window, spec.data.uri)
+    ctx.log.info("validating %s window %s from %s", spec.name, window, spec.data.location)
     try:
         data = read_window(spec, window, untimed=True)
     except DataError as error:
