@@ -18,7 +18,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -216,11 +216,53 @@ def build_partition(frame: pd.DataFrame, spec: ModelSpec, window: Window, path: 
     timed = len(stamps) - int(stamps.isna().sum())  # rows without a timestamp sort last and are in no window
     lo, mid, hi = _bounds(stamps[:timed], window)
     if mid == lo or hi == mid:
-        raise DataError(
-            f"{spec.data.location}: window {window} has {mid - lo} training and {hi - mid} holdout rows;"
-            " both must be non-empty (rule: data.lookback_days / data.holdout_days)"
-        )
+        raise empty_split_error(spec, window, mid - lo, hi - mid)
     return _publish(Path(path), window, _taken(columns, order[lo:mid]), _taken(columns, order[mid:hi]))
+
+
+def empty_split_error(spec: ModelSpec, window: Window, train_rows: int, holdout_rows: int) -> DataError:
+    """The error for a window whose training or holdout set is empty."""
+    return DataError(
+        f"{spec.data.location}: window {window} has {train_rows} training and {holdout_rows} holdout rows;"
+        " both must be non-empty (rule: data.lookback_days / data.holdout_days)"
+    )
+
+
+def build_partition_from_ordered(
+    chunks: Iterable[pd.DataFrame], spec: ModelSpec, window: Window, path: Path
+) -> Partition:
+    """`build_partition` for rows that arrive in chunks already in the partition's order (the timestamp,
+    then every column: a database's ORDER BY) and inside the window: the same files, rows and hashes,
+    with memory bounded by a chunk. The caller checks that neither set is empty before streaming."""
+    ts = spec.data.timestamp_column
+    rest: list[pd.DataFrame] = []  # the holdout's first rows, read with the training set's last ones
+    train_rows = [0]
+    source = iter(chunks)
+
+    def typed(chunk: pd.DataFrame) -> pd.DataFrame:
+        try:
+            return pd.DataFrame(_typed_columns(chunk, spec), copy=False)
+        except (KeyError, ValueError, TypeError) as error:
+            raise DataError(f"{spec.data.location}: cannot build features for window {window}: {error}") from None
+
+    def train() -> Iterator[pd.DataFrame]:
+        for chunk in map(typed, source):
+            cut = int(chunk[ts].searchsorted(window.holdout_start, side="left"))
+            train_rows[0] += min(cut, len(chunk))
+            if cut < len(chunk):
+                if cut:
+                    yield chunk.iloc[:cut].reset_index(drop=True)
+                rest.append(chunk.iloc[cut:].reset_index(drop=True))
+                return
+            yield chunk
+
+    def holdout() -> Iterator[pd.DataFrame]:
+        if not rest:  # the rows changed since the caller counted them: nothing is published
+            raise empty_split_error(spec, window, train_rows[0], 0)
+        yield from rest
+        yield from map(typed, source)
+
+    return _publish(Path(path), window, train(), holdout())
 
 
 def _slices(frame: pd.DataFrame) -> Iterator[pd.DataFrame]:

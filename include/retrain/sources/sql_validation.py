@@ -1,0 +1,127 @@
+"""The validation suite run by Great Expectations inside the database, over the run's window.
+
+The batch is a SQLAlchemy SELECT of the window with its bounds as bind parameters; GX composes every
+metric as SQL over it (counts, null and set checks, min/max, the failing values' first examples), on the
+source's own read-only engine. No row crosses to the worker except those few examples. The suite is the
+default one and the spec's, as for files, with one change: a column's type is the database's, so the
+"numeric feature is numeric" rule asks the database's type, or, for numbers held as text, that every
+value reads as a number (which names the values that do not).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from retrain.sources.sql import NUMBER, TEXT, SqlSource
+from retrain.validation import (
+    MAX_EXAMPLES,
+    NUMERIC_TYPES,
+    ExpectationDef,
+    ExpectationResult,
+    ValidationOutcome,
+    _empty_window_result,
+    _expectation,
+    _quiet_gx,
+    _result,
+    suite_definitions,
+)
+
+if TYPE_CHECKING:
+    from retrain.sources.sql import Column
+    from retrain.window import Window
+
+# What a number held as text looks like (what pandas.to_numeric reads, less hexadecimal and the like).
+NUMBER_AS_TEXT = r"^\s*[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
+# How the report states the numeric rule for a database: a type its driver reports as a number.
+SQL_NUMBER_KINDS = ["any number type (the driver's NUMBER)"]
+
+
+def _numeric_rule(definition: ExpectationDef) -> bool:
+    return (
+        definition.type == "expect_column_values_to_be_in_type_list"
+        and definition.kwargs.get("type_list") == NUMERIC_TYPES
+    )
+
+
+def _as_text_rule(definition: ExpectationDef, column: Column) -> ExpectationDef:
+    """Numbers held as text, as in a CSV file: the rule becomes "each value reads as a number"."""
+    return dataclasses.replace(
+        definition,
+        type="expect_column_values_to_match_regex",
+        kwargs={"column": column.name, "regex": NUMBER_AS_TEXT},
+        source=f"{definition.source} (column {column.name!r} is {column.type_name}: its values must be numbers)",
+    )
+
+
+def _type_result(definition: ExpectationDef, column: Column) -> ExpectationResult:
+    """The numeric rule answered from the type the database reports for the column."""
+    return ExpectationResult(
+        type=definition.type, column=column.name, kwargs={"column": column.name, "type_list": SQL_NUMBER_KINDS},
+        severity=definition.severity, source=definition.source, success=column.kind == NUMBER, errored=False,
+        observed=column.type_name,
+    )  # fmt: skip
+
+
+def validate_in_database(source: SqlSource, window: Window) -> ValidationOutcome:
+    """The suite's outcome on the window, computed by the database: the same outcome, report and failure
+    message as `validate_frame` gives for the same rows in files."""
+    spec = source.spec
+    source.require(spec.input_columns)  # a missing column is a DataError naming it, as a file's is
+    definitions = suite_definitions(spec, window)
+    answered: dict[int, ExpectationResult] = {}
+    for index, definition in enumerate(definitions):
+        column = source.columns.get(definition.kwargs.get("column", ""))
+        if _numeric_rule(definition) and column is not None:
+            if column.kind == TEXT:
+                definitions[index] = _as_text_rule(definition, column)
+            else:
+                answered[index] = _type_result(definition, column)
+    _quiet_gx()
+    import great_expectations as gx
+    from great_expectations.core.batch import Batch, LegacyBatchDefinition
+    from great_expectations.core.id_dict import IDDict
+    from great_expectations.execution_engine import SqlAlchemyExecutionEngine
+    from great_expectations.execution_engine.sqlalchemy_batch_data import SqlAlchemyBatchData
+    from great_expectations.validator.validator import Validator
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = {"globally": False, "metric_calculations": False}
+    suite = gx.ExpectationSuite(name=f"{spec.name}_suite")
+    for index, definition in enumerate(definitions):
+        if index not in answered:
+            suite.add_expectation(_expectation(definition, index))
+    # GX's own SQL path, on our engine and our SELECT: a query asset would take only text (the bounds
+    # rendered as literals) and a connection string (the credentials handed to GX).
+    engine = SqlAlchemyExecutionEngine(engine=source.engine, create_temp_table=False)
+    batch_data = SqlAlchemyBatchData(
+        engine, selectable=source.window_select(window), create_temp_table=False, **source.described_to_gx()
+    )
+    batch = Batch(
+        data=batch_data,
+        batch_definition=LegacyBatchDefinition(
+            datasource_name=spec.data.conn_id or "database",
+            data_connector_name="window",
+            data_asset_name=spec.data.table or "query",
+            batch_identifiers=IDDict({"start": window.start.isoformat(), "end": window.end.isoformat()}),
+        ),
+    )
+    validator = Validator(execution_engine=engine, batches=[batch], data_context=context)
+    result_format = {"result_format": "SUMMARY", "partial_unexpected_count": MAX_EXAMPLES}
+    with source.errors():
+        configurations = validator.process_expectations_for_validation(suite.expectation_configurations)
+        raw = validator.graph_validate(configurations=configurations, runtime_configuration={"result_format": result_format})
+    by_index = {int((r.expectation_config.meta or {})["index"]): r for r in raw}
+    results = tuple(
+        answered[index] if index in answered else _result(definitions[index], by_index[index].to_json_dict())
+        for index in range(len(definitions))
+    )
+    rows = next((r.observed for r in results if r.type == "expect_table_row_count_to_be_between"), None)
+    if not isinstance(rows, int):
+        source.columns  # noqa: B018 - the row count errored: a lost connection is a transient error, not a verdict
+        rows = -1
+    if rows == 0:  # as for files: on no rows, the row count rule is the whole story
+        results = tuple(_empty_window_result(d, spec) for d in definitions)
+        return ValidationOutcome(spec.name, str(window), 0, False, results)
+    success = rows > 0 and all(r.success for r in results if r.severity == "fail")
+    return ValidationOutcome(spec.name, str(window), max(rows, 0), success, results)
