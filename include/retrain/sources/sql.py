@@ -148,7 +148,10 @@ class SqlSource(DataSource):
         if self.spec.data.query is None:
             return {}
         if window is None:
-            return {"start": pd.Timestamp(0, tz="UTC").to_pydatetime(), "end": pd.Timestamp(0, tz="UTC").to_pydatetime()}
+            return {
+                "start": pd.Timestamp(0, tz="UTC").to_pydatetime(),
+                "end": pd.Timestamp(0, tz="UTC").to_pydatetime(),
+            }
         return {"start": window.start, "end": window.end}
 
     def _unchecked_relation(self, names: Sequence[str] = ()) -> sa.FromClause:
@@ -159,7 +162,8 @@ class SqlSource(DataSource):
                 quoted_name(table, True), *identifiers, schema=None if schema is None else quoted_name(schema, True)
             )
         text = sa.text(self.spec.data.query or "").bindparams(
-            sa.bindparam("start", type_=sa.DateTime(timezone=True)), sa.bindparam("end", type_=sa.DateTime(timezone=True))
+            sa.bindparam("start", type_=sa.DateTime(timezone=True)),
+            sa.bindparam("end", type_=sa.DateTime(timezone=True)),
         )
         return text.columns(*identifiers).subquery("source")
 
@@ -265,9 +269,9 @@ class SqlSource(DataSource):
         self.input_columns([*self.spec.features.columns, self.spec.target])
         ts = relation.c[self.spec.data.timestamp_column]
         holdout = sa.bindparam("holdout_start", window.holdout_start, type_=sa.DateTime(timezone=True))
-        counts = sa.select(
-            sa.func.count().filter(ts < holdout), sa.func.count().filter(ts >= holdout)
-        ).select_from(self.window_select(window, [self.spec.data.timestamp_column]).subquery())
+        counts = sa.select(sa.func.count().filter(ts < holdout), sa.func.count().filter(ts >= holdout)).select_from(
+            self.window_select(window, [self.spec.data.timestamp_column]).subquery()
+        )
         with self.errors(), self.engine.connect() as connection:
             train_rows, holdout_rows = connection.execute(counts).one()
         if not train_rows or not holdout_rows:

@@ -110,7 +110,9 @@ def validate_in_database(source: SqlSource, window: Window) -> ValidationOutcome
     result_format = {"result_format": "SUMMARY", "partial_unexpected_count": MAX_EXAMPLES}
     with source.errors():
         configurations = validator.process_expectations_for_validation(suite.expectation_configurations)
-        raw = validator.graph_validate(configurations=configurations, runtime_configuration={"result_format": result_format})
+        raw = validator.graph_validate(
+            configurations=configurations, runtime_configuration={"result_format": result_format}
+        )
     by_index = {int((r.expectation_config.meta or {})["index"]): r for r in raw}
     results = tuple(
         answered[index] if index in answered else _result(definitions[index], by_index[index].to_json_dict())

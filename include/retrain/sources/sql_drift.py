@@ -1,0 +1,215 @@
+"""Drift counted inside the database: the statistics of retrain.drift from aggregate queries, no rows moved.
+
+One GROUP BY GROUPING SETS query scans the window once and returns, per column:
+- numeric: the rows in each of the PSI bins cut at the champion's reference quantiles (PostgreSQL's
+  width_bucket with the bin edges as an array parameter), the missing ones apart; and the rows in each
+  interval between the reference sample's distinct values, with how many equal the value opening it.
+  Those give the window's empirical distribution at every reference value, from both sides: exactly what
+  retrain.drift's KS computes when the reference sample is the smaller one, so the statistic is exact and
+  the p-value scipy's asymptotic one, as for files. When the window is the smaller side (or both are small
+  enough for scipy's exact p-value), its values are read instead: at most as many as the reference sample.
+- categorical (and a classification label): the rows per value, for PSI and chi-square.
+
+Other dialects (no width_bucket over an array) read the window's needed columns into the worker and compute
+as for files; the report says which way it was computed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from retrain.drift import (
+    KS_EXACT_MAX_ROWS,
+    MISSING,
+    ColumnDrift,
+    DriftReport,
+    _binned,
+    _chi2,
+    _edges,
+    _ks,
+    _psi_counts,
+    _sorted_values,
+    _text_counts,
+    compute_drift,
+)
+from retrain.features import typed_frame
+from retrain.sources import Drifted
+from retrain.sources.sql import SqlSource
+from retrain.window import Window
+
+DOUBLES = postgresql.ARRAY(sa.Double)
+IN_DATABASE = {
+    "computed": "in the database: every count over the whole window (one GROUP BY GROUPING SETS scan)",
+    "ks": "exact statistic from counts at the reference sample's distinct values; p-value asymptotic (scipy's"
+    " kstwo at the effective sample size); when the window is the smaller sample, its values are read instead",
+    "plots": "a random sample of the window, as many rows as the reference sample",
+}
+
+
+def drift_in_database(source: SqlSource, reference: pd.DataFrame, window: Window) -> Drifted:
+    """The window's drift against the reference sample, counted by the database."""
+    spec = source.spec
+    names = [*spec.features.columns, spec.target]
+    if source.engine.dialect.name != "postgresql":
+        current = typed_frame(source.read_window(window, names).frame, spec)
+        method = {"computed": f"on the worker: the window's columns were read ({source.engine.dialect.name})"}
+        return Drifted(compute_drift(reference, current, spec), current, method)
+    source.input_columns(names)
+    columns = [(c, "numeric", "feature") for c in spec.features.numeric]
+    columns += [(c, "categorical", "feature") for c in spec.features.categorical]
+    if spec.target in reference.columns:
+        columns.append((spec.target, "categorical" if spec.task == "classification" else "numeric", "label"))
+    plans = [
+        _ColumnPlan(i, name, kind, role, reference[name], spec.drift.bins)
+        for i, (name, kind, role) in enumerate(columns)
+    ]
+    counts = _grouped_counts(source, window, plans)
+    window_rows = sum(next(iter(counts.values()), {}).values())  # every grouping set counts every row once
+    results = tuple(plan.result(counts, window_rows, source, window) for plan in plans)
+    report = DriftReport(spec.name, results, spec.drift.psi_threshold, spec.drift.p_value)
+    drifted = [c.column for c in results if c.drifted]
+    current = _sample(source, window, drifted, spec.drift.reference_sample_rows) if drifted else pd.DataFrame()
+    return Drifted(report, current, IN_DATABASE)
+
+
+class _ColumnPlan:
+    """What one column needs counted, and its statistics from the counts."""
+
+    def __init__(self, index: int, name: str, kind: str, role: str, reference: pd.Series, bins: int) -> None:
+        self.index, self.name, self.kind, self.role, self.reference = index, name, kind, role, reference
+        if kind == "numeric":
+            self.ref, self.ref_missing = _sorted_values(reference.astype("float64"))
+            self.edges = _edges(self.ref, bins)
+            self.points = np.unique(self.ref)
+
+    def keys(self, value: sa.ColumnElement) -> list[tuple[str, sa.ColumnElement]]:
+        """The grouping keys this column needs, labelled by what they count."""
+        index = self.index
+        if self.kind == "categorical":
+            return [(f"c{index}", value)]
+        x = sa.func.nullif(sa.cast(value, sa.Double), sa.bindparam(f"nan{index}", float("nan"), type_=sa.Double))
+        inner = [float(e) for e in self.edges[1:-1]]
+        psi_bin = (
+            sa.func.width_bucket(x, sa.bindparam(f"edges{index}", inner, type_=DOUBLES)) if inner else sa.literal(0)
+        )
+        keys = [(f"p{index}", sa.case((x.is_(None), -1), else_=psi_bin))]
+        if self.points.size:
+            # Interval i holds points[i-1] <= x < points[i]; against the next doubles up, x == points[i-1]
+            # falls one interval lower, so the difference tells "equal to the value opening the interval".
+            at = sa.func.width_bucket(x, sa.bindparam(f"points{index}", self.points.tolist(), type_=DOUBLES))
+            above = np.nextafter(self.points, np.inf).tolist()
+            past = sa.func.width_bucket(x, sa.bindparam(f"above{index}", above, type_=DOUBLES))
+            keys.append((f"k{index}", at * 2 + (at - past)))
+        return keys
+
+    def result(self, counts: dict[str, dict], window_rows: int, source: SqlSource, window: Window) -> ColumnDrift:
+        """The column's PSI, test and verdict, as retrain.drift.column_drift gives them for the same rows."""
+        spec, index = source.spec, self.index
+        if self.kind == "categorical":
+            by_text = pd.Series(
+                {MISSING if key is None else str(key): n for key, n in counts.get(f"c{index}", {}).items()},
+                dtype="int64",
+            )
+            cur_text = by_text.groupby(level=0).sum()  # 1 and "1" are one category, as for files
+            ref_text = _text_counts(self.reference)
+            categories = sorted(set(ref_text.index) | set(cur_text.index))
+            ref = ref_text.reindex(categories, fill_value=0).to_numpy()
+            cur = cur_text.reindex(categories, fill_value=0).to_numpy()
+            value, (statistic, p_value), test = _psi_counts(ref, cur), _chi2(ref, cur), "chi2"
+        else:
+            psi_counts = counts.get(f"p{index}", {})
+            bins = len(self.edges) - 1
+            cur_binned = np.array([psi_counts.get(b, 0) for b in range(bins)] + [psi_counts.get(-1, 0)])
+            value = _psi_counts(_binned(self.ref, self.ref_missing, self.edges), cur_binned)
+            present = int(cur_binned[:-1].sum())
+            (statistic, p_value), test = self._ks(counts.get(f"k{index}", {}), present, source, window), "ks"
+        drifted = bool(
+            window_rows > 0
+            and value > spec.drift.psi_threshold
+            and p_value is not None
+            and p_value < spec.drift.p_value
+        )
+        return ColumnDrift(
+            self.name, self.kind, self.role, value, test, statistic, p_value, drifted, len(self.reference), window_rows
+        )
+
+    def _ks(self, buckets: dict[int, int], present: int, source: SqlSource, window: Window):
+        ref = self.ref
+        if ref.size == 0 or present == 0:
+            return None, None
+        if present <= ref.size or max(ref.size, present) <= KS_EXACT_MAX_ROWS:
+            # The window is the smaller sample (or scipy's exact p-value applies): its values, at most as many
+            # as the reference's, are read and compared exactly as for files.
+            return _ks(ref, _values(source, window, self.name))
+        # F_window just before and at each reference value, from the interval counts.
+        within = np.zeros(self.points.size + 1, dtype=np.int64)
+        equal = np.zeros(self.points.size + 1, dtype=np.int64)
+        for key, n in buckets.items():
+            if key is None:  # a missing value: in no interval
+                continue
+            within[key // 2] += n
+            if key % 2:
+                equal[key // 2] += n
+        below = np.cumsum(within)[:-1]  # rows < points[i]: every interval before point i's own
+        at_or_below = below + equal[1:]
+        small, m, n = ref, float(present), float(ref.size)
+        d = 0.0
+        for side, large_counts in (("right", at_or_below), ("left", below)):
+            diffs = np.searchsorted(small, self.points, side=side) / small.size - large_counts / present
+            d = max(d, float(np.abs(diffs).max()))
+        from scipy.stats import distributions
+
+        p_value = float(np.clip(distributions.kstwo.sf(d, np.round(m * n / (m + n))), 0, 1))
+        return d, p_value
+
+
+def _grouped_counts(source: SqlSource, window: Window, plans: list[_ColumnPlan]) -> dict[str, dict]:
+    """{key label: {key value: rows}} for every plan's keys, from one scan of the window."""
+    relation = source.window_select(window, [source.spec.data.timestamp_column, *[p.name for p in plans]]).subquery()
+    keys: list[tuple[str, sa.ColumnElement]] = []
+    for plan in plans:
+        keys += plan.keys(relation.c[plan.name])
+    labelled = [expression.label(label) for label, expression in keys]
+    select = sa.select(
+        *labelled, *[sa.func.grouping(expression).label(f"g_{label}") for label, expression in keys], sa.func.count()
+    ).group_by(sa.func.grouping_sets(*[sa.tuple_(expression) for _, expression in keys]))
+    counts: dict[str, dict] = {label: {} for label, _ in keys}
+    with source.errors(), source.engine.connect() as connection:
+        for row in connection.execute(select):
+            values, groupings, n = row[: len(keys)], row[len(keys) : 2 * len(keys)], row[-1]
+            position = groupings.index(0)
+            counts[keys[position][0]][values[position]] = n
+    return counts
+
+
+def _values(source: SqlSource, window: Window, name: str) -> np.ndarray:
+    """The window's non-missing values of a numeric column, sorted (only called when they are few)."""
+    relation = source.window_select(window, [source.spec.data.timestamp_column, name]).subquery()
+    x = sa.cast(relation.c[name], sa.Double)
+    select = sa.select(x).where(x.is_not(None), x != float("nan")).order_by(x)
+    with source.errors(), source.engine.connect() as connection:
+        return np.array(connection.execute(select).scalars().all(), dtype=float)
+
+
+def _sample(source: SqlSource, window: Window, names: list[str], rows: int) -> pd.DataFrame:
+    """A random sample of the window's named columns, for the report's plots."""
+    relation = source.window_select(window, [source.spec.data.timestamp_column, *names]).subquery()
+    select = sa.select(*[relation.c[name] for name in names]).order_by(sa.func.random()).limit(rows)
+    with source.errors(), source.engine.connect() as connection:
+        result = connection.execute(select)
+        frame = source.frame(result.all(), list(result.keys()))
+    return typed_frame_columns(frame, source.spec)
+
+
+def typed_frame_columns(frame: pd.DataFrame, spec) -> pd.DataFrame:
+    """The sample's columns with the dtypes the drift statistics use (numbers as float, categories as text)."""
+    out = {}
+    for name in frame.columns:
+        if name in spec.features.categorical:
+            out[name] = frame[name].astype("str")
+        else:
+            out[name] = pd.to_numeric(frame[name], errors="coerce")
+    return pd.DataFrame(out)
