@@ -6,11 +6,10 @@ import html
 import json
 
 from retrain.contracts import ValidationResult
-from retrain.data import read_window
 from retrain.errors import DataError, DataValidationError
 from retrain.pipeline import StepContext
 from retrain.report import write_atomic
-from retrain.validation import failure_message, render_html, validate_frame
+from retrain.validation import failure_message, render_html
 
 # Failed expectations carried in the step's output (the report has them all).
 OUTPUT_FAILURES = 50
@@ -20,15 +19,14 @@ def run(ctx: StepContext) -> ValidationResult:
     """Validates the run's window and writes validation.json and validation.html in the run's report folder.
 
     Raises DataValidationError naming every failed expectation, or the DataError that made the window
-    unreadable (unreadable file, no timestamp column, missing data), each carrying the result. Rows
-    whose timestamp is null or unparseable are read too: the suite counts them.
+    unreadable (unreadable file, unparseable timestamp, missing data), each carrying the result.
     """
     spec, window = ctx.spec, ctx.run.window
     html_path, json_path = ctx.report_dir / "validation.html", ctx.report_dir / "validation.json"
     reports = {"validation_html": str(html_path), "validation_json": str(json_path)}
     ctx.log.info("validating %s window %s from %s", spec.name, window, spec.data.location)
     try:
-        data = read_window(spec, window, untimed=True)
+        validated = ctx.source.validate(window)  # files: read and checked here; a database: checked there
     except DataError as error:
         write_atomic(
             json_path, json.dumps({"model": spec.name, "window": str(window), "success": False, "error": str(error)})
@@ -39,9 +37,10 @@ def run(ctx: StepContext) -> ValidationResult:
         )
         error.output = ValidationResult(False, 0, window.to_dict(), error=str(error), reports=reports)
         raise
-    outcome = validate_frame(data.frame, spec, window, data.untimed_examples)
-    write_atomic(json_path, json.dumps({**outcome.to_dict(), "files": list(data.files)}, indent=2, default=str))
-    write_atomic(html_path, render_html(outcome, data.files))
+    outcome, read = validated.outcome, validated.read
+    described = {"files": list(read), "source": ctx.source.describe()}
+    write_atomic(json_path, json.dumps({**outcome.to_dict(), **described}, indent=2, default=str))
+    write_atomic(html_path, render_html(outcome, read))
     summary = outcome.to_dict(limit=OUTPUT_FAILURES)
     result = ValidationResult(
         success=outcome.success,
@@ -51,7 +50,7 @@ def run(ctx: StepContext) -> ValidationResult:
         statistics=summary["statistics"],
         # Through JSON: an expectation's arguments may hold dates that XCom should carry as text.
         failed=tuple(json.loads(json.dumps(summary["failed"], default=str))),
-        files=tuple(data.files),
+        files=tuple(read),
         reports=reports,
     )
     for warning in outcome.warnings:
