@@ -104,10 +104,9 @@ def load_frame(engine, table: str, frame, schema: str = "public", types: dict[st
 
 
 def _missing(value) -> bool:
-    try:
-        return value is None or bool(value != value)
-    except (TypeError, ValueError):
-        return False
+    import pandas as pd
+
+    return not isinstance(value, (list, tuple)) and bool(pd.isna(value))
 
 
 def environ_with_connection(conn_id: str, server: PostgresServer) -> dict[str, str]:

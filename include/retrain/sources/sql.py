@@ -223,6 +223,17 @@ class SqlSource(DataSource):
         text = probe.compile(dialect=self.engine.dialect, compile_kwargs={"literal_binds": True})
         return {"source_table_name": quoted_name(f"({text}) AS probe", quote=False)}
 
+    def count(self, window: Window) -> int:
+        """The window's rows, counted by the database (the whole statement runs)."""
+        select = sa.select(sa.func.count()).select_from(self.window_select(window).subquery())
+        with self.errors(), self.engine.connect() as connection:
+            return int(connection.execute(select).scalar_one())
+
+    def ping(self) -> None:
+        """Raises a transient DataError when the database does not answer."""
+        with self.errors(), self.engine.connect() as connection:
+            connection.execute(sa.select(sa.literal(1)))
+
     # -- reading -------------------------------------------------------------------------------------------------
 
     def frame(self, rows: Sequence[Any], names: Sequence[str]) -> pd.DataFrame:

@@ -77,6 +77,9 @@ def validate_in_database(source: SqlSource, window: Window) -> ValidationOutcome
                 definitions[index] = _as_text_rule(definition, column)
             else:
                 answered[index] = _type_result(definition, column)
+    # One scan before GX: it runs the window's statement whole, so a refused query or a lost database is an
+    # error here (GX would record either as an errored expectation), and an empty window is known.
+    rows = source.count(window)
     _quiet_gx()
     import great_expectations as gx
     from great_expectations.core.batch import Batch, LegacyBatchDefinition
@@ -118,12 +121,10 @@ def validate_in_database(source: SqlSource, window: Window) -> ValidationOutcome
         answered[index] if index in answered else _result(definitions[index], by_index[index].to_json_dict())
         for index in range(len(definitions))
     )
-    rows = next((r.observed for r in results if r.type == "expect_table_row_count_to_be_between"), None)
-    if not isinstance(rows, int):
-        source.columns  # noqa: B018 - the row count errored: a lost connection is a transient error, not a verdict
-        rows = -1
+    if any(r.errored for r in results):
+        source.ping()  # GX records a lost connection as an errored expectation: that is transient, not a verdict
     if rows == 0:  # as for files: on no rows, the row count rule is the whole story
         results = tuple(_empty_window_result(d, spec) for d in definitions)
         return ValidationOutcome(spec.name, str(window), 0, False, results)
-    success = rows > 0 and all(r.success for r in results if r.severity == "fail")
-    return ValidationOutcome(spec.name, str(window), max(rows, 0), success, results)
+    success = all(r.success for r in results if r.severity == "fail")
+    return ValidationOutcome(spec.name, str(window), rows, success, results)
