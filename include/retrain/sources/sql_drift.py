@@ -1,14 +1,15 @@
 """Drift counted inside the database: the statistics of retrain.drift from aggregate queries, no rows moved.
 
 One GROUP BY GROUPING SETS query scans the window once and returns, per column:
-- numeric: the rows in each of the PSI bins cut at the champion's reference quantiles (PostgreSQL's
-  width_bucket with the bin edges as an array parameter), the missing ones apart; and the rows in each
-  interval between up to KS_POINTS reference values, with how many equal the value opening it. Those give
-  the window's empirical distribution at each of those values, from both sides: what retrain.drift's KS
-  computes at every distinct reference value, so the statistic is exact when the reference has at most
-  KS_POINTS distinct values and otherwise a binned approximation (a lower bound), said in the report; the
-  p-value is scipy's asymptotic one, as for files. When the window is the smaller side (or both are small
-  enough for scipy's exact p-value), its values are read instead: at most as many as the reference sample.
+- numeric: the rows in each interval between thresholds, with how many equal the threshold opening it
+  (PostgreSQL's width_bucket with the thresholds as an array parameter): the thresholds are the PSI bins'
+  edges (the reference's quantiles) and up to KS_POINTS reference values. That gives the PSI bin counts
+  and the window's empirical distribution at each of those values, from both sides: what retrain.drift's
+  KS computes at every distinct reference value, so the statistic is exact when the reference has at
+  most KS_POINTS distinct values and otherwise a binned approximation (a lower bound), said in the
+  report; the p-value is scipy's asymptotic one, as for files. When the window is the smaller side (or
+  both are small enough for scipy's exact p-value), its values are read instead: at most as many as the
+  reference sample.
 - categorical (and a classification label): the rows per value, for PSI and chi-square.
 
 Other dialects (no width_bucket over an array) read the window's needed columns into the worker and compute
@@ -88,6 +89,7 @@ class _ColumnPlan:
 
     def __init__(self, index: int, name: str, kind: str, role: str, reference: pd.Series, bins: int) -> None:
         self.index, self.name, self.kind, self.role, self.reference = index, name, kind, role, reference
+        self.label = f"c{index}"
         if kind == "numeric":
             self.ref, self.ref_missing = _sorted_values(reference.astype("float64"))
             self.edges = _edges(self.ref, bins)
@@ -96,35 +98,31 @@ class _ColumnPlan:
                 quantiles = np.quantile(self.ref, np.linspace(0, 1, KS_POINTS), method="inverted_cdf")
                 self.points = np.unique(quantiles)
             self.ks_exact = self.points.size == np.unique(self.ref).size
+            # One set of thresholds for both statistics: the PSI bins' inner edges and the KS points.
+            self.thresholds = np.unique(np.concatenate([self.points, self.edges[1:-1]]))
 
-    def keys(self, value: sa.ColumnElement) -> list[tuple[str, sa.ColumnElement]]:
-        """The grouping keys this column needs, labelled by what they count."""
-        index = self.index
+    def key(self, value: sa.ColumnElement) -> sa.ColumnElement:
+        """What this column is grouped on: the value (categorical), or for a number the interval between two
+        thresholds it falls in, twice, plus one when it equals the threshold opening the interval."""
         if self.kind == "categorical":
-            return [(f"c{index}", value)]
+            return value
+        index = self.index
         x = sa.func.nullif(sa.cast(value, sa.Double), sa.bindparam(f"nan{index}", float("nan"), type_=sa.Double))
-        inner = [float(e) for e in self.edges[1:-1]]
-        psi_bin = (
-            sa.func.width_bucket(x, sa.bindparam(f"edges{index}", inner, type_=DOUBLES)) if inner else sa.literal(0)
-        )
-        keys = [(f"p{index}", sa.case((x.is_(None), -1), else_=psi_bin))]
-        if self.points.size:
-            # Interval i holds points[i-1] <= x < points[i]; against the next doubles up, x == points[i-1]
-            # falls one interval lower, so the difference tells "equal to the value opening the interval".
-            at = sa.func.width_bucket(x, sa.bindparam(f"points{index}", self.points.tolist(), type_=DOUBLES))
-            above = np.nextafter(self.points, np.inf).tolist()
-            past = sa.func.width_bucket(x, sa.bindparam(f"above{index}", above, type_=DOUBLES))
-            keys.append((f"k{index}", at * 2 + (at - past)))
-        return keys
+        if not self.thresholds.size:
+            return sa.case((x.is_(None), None), else_=0)
+        # Interval i holds thresholds[i-1] <= x < thresholds[i]; against the next doubles up, x == thresholds[i-1]
+        # falls one interval lower, so 2 * at + (at - past) = 3 * at - past tells both.
+        at = sa.func.width_bucket(x, sa.bindparam(f"at{index}", self.thresholds.tolist(), type_=DOUBLES))
+        above = np.nextafter(self.thresholds, np.inf).tolist()
+        past = sa.func.width_bucket(x, sa.bindparam(f"past{index}", above, type_=DOUBLES))
+        return at * 3 - past
 
     def result(self, counts: dict[str, dict], window_rows: int, source: SqlSource, window: Window) -> ColumnDrift:
         """The column's PSI, test and verdict, as retrain.drift.column_drift gives them for the same rows."""
-        spec, index = source.spec, self.index
+        spec = source.spec
+        current = counts.get(self.label, {})
         if self.kind == "categorical":
-            by_text = pd.Series(
-                {MISSING if key is None else str(key): n for key, n in counts.get(f"c{index}", {}).items()},
-                dtype="int64",
-            )
+            by_text = pd.Series({MISSING if key is None else str(key): n for key, n in current.items()}, dtype="int64")
             cur_text = by_text.groupby(level=0).sum()  # 1 and "1" are one category, as for files
             ref_text = _text_counts(self.reference)
             categories = sorted(set(ref_text.index) | set(cur_text.index))
@@ -132,12 +130,24 @@ class _ColumnPlan:
             cur = cur_text.reindex(categories, fill_value=0).to_numpy()
             value, (statistic, p_value), test = _psi_counts(ref, cur), _chi2(ref, cur), "chi2"
         else:
-            psi_counts = counts.get(f"p{index}", {})
-            bins = len(self.edges) - 1
-            cur_binned = np.array([psi_counts.get(b, 0) for b in range(bins)] + [psi_counts.get(-1, 0)])
+            within = np.zeros(self.thresholds.size + 1, dtype=np.int64)
+            equal = np.zeros(self.thresholds.size + 1, dtype=np.int64)
+            for key, n in current.items():
+                if key is None:  # a missing value: in no interval
+                    continue
+                interval, is_equal = divmod(key, 2)
+                within[interval] += n
+                equal[interval] += n * is_equal
+            below = np.cumsum(within)  # below[t]: rows < thresholds[t]; below[-1]: every present row
+            present = int(below[-1])
+            edges_at = np.searchsorted(self.thresholds, self.edges[1:-1])
+            cur_binned = np.diff(np.concatenate([[0], below[edges_at], [present]]))
+            cur_binned = np.append(cur_binned, window_rows - present)
             value = _psi_counts(_binned(self.ref, self.ref_missing, self.edges), cur_binned)
-            present = int(cur_binned[:-1].sum())
-            (statistic, p_value), test = self._ks(counts.get(f"k{index}", {}), present, source, window)
+            points_at = np.searchsorted(self.thresholds, self.points)
+            (statistic, p_value), test = self._ks(
+                below[points_at], below[points_at] + equal[points_at + 1], present, source, window
+            )
         drifted = bool(
             window_rows > 0
             and value > spec.drift.psi_threshold
@@ -148,7 +158,8 @@ class _ColumnPlan:
             self.name, self.kind, self.role, value, test, statistic, p_value, drifted, len(self.reference), window_rows
         )
 
-    def _ks(self, buckets: dict[int, int], present: int, source: SqlSource, window: Window):
+    def _ks(self, below: np.ndarray, at_or_below: np.ndarray, present: int, source: SqlSource, window: Window):
+        """retrain.drift's KS from the window's rows below and at-or-below each KS point (or its values)."""
         ref = self.ref
         if ref.size == 0 or present == 0:
             return (None, None), "ks"
@@ -156,24 +167,13 @@ class _ColumnPlan:
             # The window is the smaller sample (or scipy's exact p-value applies): its values, at most as many
             # as the reference's, are read and compared exactly as for files.
             return _ks(ref, _values(source, window, self.name)), "ks"
-        # F_window just before and at each reference value, from the interval counts.
-        within = np.zeros(self.points.size + 1, dtype=np.int64)
-        equal = np.zeros(self.points.size + 1, dtype=np.int64)
-        for key, n in buckets.items():
-            if key is None:  # a missing value: in no interval
-                continue
-            within[key // 2] += n
-            if key % 2:
-                equal[key // 2] += n
-        below = np.cumsum(within)[:-1]  # rows < points[i]: every interval before point i's own
-        at_or_below = below + equal[1:]
-        small, m, n = ref, float(present), float(ref.size)
         d = 0.0
-        for side, large_counts in (("right", at_or_below), ("left", below)):
-            diffs = np.searchsorted(small, self.points, side=side) / small.size - large_counts / present
+        for side, counts in (("right", at_or_below), ("left", below)):
+            diffs = np.searchsorted(ref, self.points, side=side) / ref.size - counts / present
             d = max(d, float(np.abs(diffs).max()))
         from scipy.stats import distributions
 
+        m, n = float(present), float(ref.size)
         p_value = float(np.clip(distributions.kstwo.sf(d, np.round(m * n / (m + n))), 0, 1))
         return (d, p_value), "ks" if self.ks_exact else KS_BINNED
 
@@ -181,13 +181,12 @@ class _ColumnPlan:
 def _grouped_counts(source: SqlSource, window: Window, plans: list[_ColumnPlan]) -> dict[str, dict]:
     """{key label: {key value: rows}} for every plan's keys, from one scan of the window."""
     relation = source.window_select(window, [source.spec.data.timestamp_column, *[p.name for p in plans]]).subquery()
-    keys: list[tuple[str, sa.ColumnElement]] = []
-    for plan in plans:
-        keys += plan.keys(relation.c[plan.name])
-    labelled = [expression.label(label) for label, expression in keys]
+    # The keys are computed in a subquery, once per row; the grouping sets then group on plain columns.
+    computed = sa.select(*[plan.key(relation.c[plan.name]).label(plan.label) for plan in plans]).subquery("keys")
+    keys = [(plan.label, computed.c[plan.label]) for plan in plans]
     select = sa.select(
-        *labelled, *[sa.func.grouping(expression).label(f"g_{label}") for label, expression in keys], sa.func.count()
-    ).group_by(sa.func.grouping_sets(*[sa.tuple_(expression) for _, expression in keys]))
+        *[column for _, column in keys], *[sa.func.grouping(column) for _, column in keys], sa.func.count()
+    ).group_by(sa.func.grouping_sets(*[sa.tuple_(column) for _, column in keys]))
     counts: dict[str, dict] = {label: {} for label, _ in keys}
     with source.errors(), source.engine.connect() as connection:
         result = connection.execution_options(stream_results=True).execute(select)
