@@ -206,7 +206,7 @@ def test_a_query_cannot_write(spec_dir, warehouse, query, refusal):
         assert connection.execute(sa.text("SELECT last_value FROM public.counter")).scalar() == 1  # never advanced
 
 
-def test_whole_dag_on_a_table(spec_dir, warehouse, registry, mlflow_client, airflow_db):
+def test_whole_dag_on_a_table(spec_dir, warehouse, registry, airflow_db, caplog, capfd):
     spec_path = sql_spec(spec_dir, table="public.events")
     name = spec_path.stem
     states, dag_run = run_dag(spec_path, NIGHT)
@@ -222,8 +222,11 @@ def test_whole_dag_on_a_table(spec_dir, warehouse, registry, mlflow_client, airf
     }  # fmt: skip
     version = registry.champion(name)
     assert version is not None and version.tags[Tag.INPUT_HASH] == from_files.input_hash
-    # The connection's password is in no report, tag or XCom value.
+    # The connection's password is in no report, tag, XCom value or log line.
     secret = warehouse.password
+    captured = capfd.readouterr()
+    assert "validate_data" in caplog.text + captured.out + captured.err, "the run's logs were captured"
+    assert secret not in caplog.text + captured.out + captured.err
     written = "".join(p.read_text(errors="replace") for p in artifacts(name).rglob("*") if p.suffix in {".json", ".html"})
     assert secret not in written
     assert all(secret not in str(v) for v in version.tags.values())
