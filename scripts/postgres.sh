@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One PostgreSQL cluster of Debian's server, on loopback only, with everything under one folder: the
-# one place that creates, starts and stops a cluster (the SQL-source test fixture uses it; the local
-# stack can too). Run as root, the server runs as the `postgres` user (initdb and postgres refuse root).
+# one place that creates, starts and stops a cluster (scripts/stack.sh and the SQL-source test fixture
+# use it). Run as root, the server runs as the `postgres` user (initdb and postgres refuse root).
 #
 #   bash scripts/postgres.sh init DIR [DATABASE...]  # cluster in DIR/data, role + databases; leaves it running
 #   bash scripts/postgres.sh start DIR [PORT]        # starts it (a running one is reused); prints its port
@@ -65,7 +65,7 @@ init() {  # databases...
     return
   fi
   if [[ ! -x $pg_bin/initdb ]]; then
-    echo "postgres.sh: no PostgreSQL server in ${pg_bin:-/usr/lib/postgresql/*/bin} (PG_BIN); bash scripts/setup.sh --dev installs Debian's postgresql" >&2
+    echo "postgres.sh: no PostgreSQL server in ${pg_bin:-/usr/lib/postgresql/*/bin} (PG_BIN); bash scripts/setup.sh --stack (or --dev) installs Debian's postgresql" >&2
     exit 1
   fi
   if ((${#socket} + 18 > 107)); then  # sun_path holds 107 bytes: <dir>/.s.PGSQL.<port>
