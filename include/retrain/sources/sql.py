@@ -168,7 +168,12 @@ class SqlSource(DataSource):
         return text.columns(*identifiers).subquery("source")
 
     def relation(self) -> sa.FromClause:
-        """The table or query with every column the database reports, each a quoted identifier."""
+        """The table or query with every column the database reports, each a quoted identifier (one object,
+        so every statement built on it names the same FROM)."""
+        return self._relation
+
+    @cached_property
+    def _relation(self) -> sa.FromClause:
         return self._unchecked_relation(list(self.columns))
 
     def window_select(self, window: Window, names: Sequence[str] | None = None) -> sa.Select:
@@ -276,13 +281,11 @@ class SqlSource(DataSource):
         return drift_in_database(self, reference, window)
 
     def build_partition(self, window: Window, path: Path) -> Partition:
-        relation = self.relation()
         self.input_columns([*self.spec.features.columns, self.spec.target])
-        ts = relation.c[self.spec.data.timestamp_column]
+        rows = self.window_select(window, [self.spec.data.timestamp_column]).subquery()
+        ts = rows.c[self.spec.data.timestamp_column]
         holdout = sa.bindparam("holdout_start", window.holdout_start, type_=sa.DateTime(timezone=True))
-        counts = sa.select(sa.func.count().filter(ts < holdout), sa.func.count().filter(ts >= holdout)).select_from(
-            self.window_select(window, [self.spec.data.timestamp_column]).subquery()
-        )
+        counts = sa.select(sa.func.count().filter(ts < holdout), sa.func.count().filter(ts >= holdout))
         with self.errors(), self.engine.connect() as connection:
             train_rows, holdout_rows = connection.execute(counts).one()
         if not train_rows or not holdout_rows:
