@@ -26,7 +26,8 @@ from retrain.window import Window
 from tests.support import DEMO_DATA, TASKS, artifacts, bare_run, run_dag, write_spec
 from tests.support.postgres import load_frame
 
-pytestmark = [pytest.mark.integration]
+# A statement SQLAlchemy warns about (a cartesian product, say) is a failure here.
+pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("error::sqlalchemy.exc.SAWarning")]
 NIGHT = dt.date(2025, 5, 1)
 QUERY = "SELECT * FROM public.events WHERE event_time >= :start AND event_time < :end"
 
