@@ -176,16 +176,18 @@ class SqlSource(DataSource):
     def _relation(self) -> sa.FromClause:
         return self._unchecked_relation(list(self.columns))
 
-    def window_select(self, window: Window, names: Sequence[str] | None = None) -> sa.Select:
-        """SELECT the named columns (default: all) of the rows with timestamp in [start, end): bounds bound."""
+    def window_select(self, window: Window, names: Sequence[str] | None = None, untimed: bool = False) -> sa.Select:
+        """SELECT the named columns (default: all) of the rows with timestamp in [start, end): bounds bound.
+        `untimed`: the rows without a timestamp too (validation counts them, as it does in files)."""
         relation = self.relation()
         selected = [relation.c[name] for name in names] if names is not None else [relation]
         select = sa.select(*selected) if names is not None else sa.select(relation)
         ts = relation.c[self.spec.data.timestamp_column]
-        select = select.where(
+        inside = sa.and_(
             ts >= sa.bindparam("window_start", window.start, type_=sa.DateTime(timezone=True)),
             ts < sa.bindparam("window_end", window.end, type_=sa.DateTime(timezone=True)),
         )
+        select = select.where(sa.or_(inside, ts.is_(None)) if untimed else inside)
         if self.spec.data.query is not None:
             select = select.params(start=window.start, end=window.end)
         return select
@@ -228,9 +230,9 @@ class SqlSource(DataSource):
         text = probe.compile(dialect=self.engine.dialect, compile_kwargs={"literal_binds": True})
         return {"source_table_name": quoted_name(f"({text}) AS probe", quote=False)}
 
-    def count(self, window: Window) -> int:
+    def count(self, window: Window, untimed: bool = False) -> int:
         """The window's rows, counted by the database (the whole statement runs)."""
-        select = sa.select(sa.func.count()).select_from(self.window_select(window).subquery())
+        select = sa.select(sa.func.count()).select_from(self.window_select(window, untimed=untimed).subquery())
         with self.errors(), self.engine.connect() as connection:
             return int(connection.execute(select).scalar_one())
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from retrain.sources.sql import NUMBER, TEXT, SqlSource
+from retrain.sources.sql import NUMBER, TEXT, TIME, SqlSource
 from retrain.validation import (
     MAX_EXAMPLES,
     NUMERIC_TYPES,
@@ -63,6 +63,72 @@ def _type_result(definition: ExpectationDef, column: Column) -> ExpectationResul
     )  # fmt: skip
 
 
+# This package's own expectations (retrain.expectations) are implemented for pandas: on a database, the same
+# rules are answered by one aggregate query of the window.
+FINITE, CLASS_LABELS, NOT_REPEATED = (
+    "expect_column_values_to_be_finite",
+    "expect_column_values_to_be_class_labels",
+    "expect_compound_columns_to_not_repeat",
+)
+FLOAT_TYPES = {"float4", "float8", "numeric"}
+
+
+def _pandas_only_rules(
+    source: SqlSource, window: Window, definitions: list[ExpectationDef]
+) -> dict[int, ExpectationResult]:
+    """The package's pandas-only expectations, answered from counts the database makes over the window."""
+    import sqlalchemy as sa
+
+    rows = source.window_select(window, untimed=True).subquery()
+    wanted = [(i, d) for i, d in enumerate(definitions) if d.type in (FINITE, CLASS_LABELS, NOT_REPEATED)]
+    expressions: dict[int, list] = {}
+    for index, definition in wanted:
+        if definition.type == NOT_REPEATED:
+            columns = [rows.c[name] for name in definition.kwargs["column_list"]]
+            expressions[index] = [sa.func.count(), sa.func.count() - sa.func.count(sa.distinct(sa.tuple_(*columns)))]
+            continue
+        column = source.columns[definition.kwargs["column"]]
+        value = sa.cast(rows.c[column.name], sa.Double)
+        if column.kind == NUMBER and definition.type == FINITE:
+            infinite = value.in_([sa.literal(float("inf"), sa.Double), sa.literal(float("-inf"), sa.Double)])
+            expressions[index] = [sa.func.count().filter(infinite)]
+        elif definition.type == CLASS_LABELS:  # integral numbers, text, booleans; a float must be integral
+            present = sa.func.count(rows.c[column.name])
+            if column.kind == NUMBER and column.type_name in FLOAT_TYPES:
+                unexpected = sa.func.count().filter(value != sa.func.trunc(value))
+            else:
+                unexpected = present if column.kind == TIME else sa.literal(0)
+            expressions[index] = [present, unexpected]
+    values: list = []
+    if expressions:
+        select = sa.select(*[e for group in expressions.values() for e in group])
+        with source.errors(), source.engine.connect() as connection:
+            values = list(connection.execute(select).one())
+    answers: dict[int, ExpectationResult] = {}
+    for index, definition in wanted:
+        counts = [values.pop(0) for _ in expressions.get(index, [])]
+        common = {"type": definition.type, "column": definition.kwargs.get("column"), "kwargs": definition.kwargs,
+                  "severity": definition.severity, "source": definition.source, "errored": False, "rule": definition.rule}  # fmt: skip
+        if definition.type == FINITE:
+            infinite = counts[0] if counts else 0
+            answers[index] = ExpectationResult(**common, success=infinite == 0, observed={"infinite_values": infinite})
+        elif definition.type == CLASS_LABELS:
+            present, unexpected = counts
+            mostly = definition.kwargs.get("mostly", 1)
+            success = present == 0 or (present - unexpected) / present >= mostly
+            answers[index] = ExpectationResult(
+                **common, success=success, unexpected_count=unexpected, element_count=present
+            )
+        else:
+            total, repeated = counts
+            mostly = definition.kwargs.get("mostly", 1)
+            success = total == 0 or (total - repeated) / total >= mostly
+            answers[index] = ExpectationResult(
+                **common, success=success, unexpected_count=repeated, element_count=total
+            )
+    return answers
+
+
 def validate_in_database(source: SqlSource, window: Window) -> ValidationOutcome:
     """The suite's outcome on the window, computed by the database: the same outcome, report and failure
     message as `validate_frame` gives for the same rows in files."""
@@ -77,9 +143,10 @@ def validate_in_database(source: SqlSource, window: Window) -> ValidationOutcome
                 definitions[index] = _as_text_rule(definition, column)
             else:
                 answered[index] = _type_result(definition, column)
+    answered |= _pandas_only_rules(source, window, definitions)
     # One scan before GX: it runs the window's statement whole, so a refused query or a lost database is an
     # error here (GX would record either as an errored expectation), and an empty window is known.
-    rows = source.count(window)
+    rows = source.count(window, untimed=True)
     _quiet_gx()
     import great_expectations as gx
     from great_expectations.core.batch import Batch, LegacyBatchDefinition
@@ -97,9 +164,8 @@ def validate_in_database(source: SqlSource, window: Window) -> ValidationOutcome
     # GX's own SQL path, on our engine and our SELECT: a query asset would take only text (the bounds
     # rendered as literals) and a connection string (the credentials handed to GX).
     engine = SqlAlchemyExecutionEngine(engine=source.engine, create_temp_table=False)
-    batch_data = SqlAlchemyBatchData(
-        engine, selectable=source.window_select(window), create_temp_table=False, **source.described_to_gx()
-    )
+    selectable = source.window_select(window, untimed=True)
+    batch_data = SqlAlchemyBatchData(engine, selectable=selectable, create_temp_table=False, **source.described_to_gx())
     batch = Batch(
         data=batch_data,
         batch_definition=LegacyBatchDefinition(
