@@ -6,8 +6,16 @@ import base64
 import html
 import io
 import json
+import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from retrain.tags import Tag
+
+if TYPE_CHECKING:
+    from retrain.registry import ModelVersion
 
 
 def write_atomic(path: Path, text: str) -> Path:
@@ -20,6 +28,35 @@ def write_atomic(path: Path, text: str) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def metric_history(versions: Iterable[ModelVersion]) -> list[dict[str, Any]]:
+    """Every evaluated version's score and the champion's score on the same holdout, for the history plot.
+    A score tag that is not a number (edited by hand in MLflow) leaves that version out, not the page."""
+    history = []
+    for mv in versions:
+        tags = mv.tags
+        challenger = _number(tags.get(Tag.CHALLENGER_SCORE))
+        if challenger is None:
+            continue
+        history.append(
+            {
+                "version": mv.version,
+                "window_end": tags.get(Tag.WINDOW_END, "?"),
+                "challenger": challenger,
+                "champion": _number(tags.get(Tag.CHAMPION_SCORE)),
+                "decision": tags.get(Tag.DECISION),
+            }
+        )
+    return history
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        value = float(text) if text else None
+    except ValueError:
+        return None
+    return value if value is None or math.isfinite(value) else None
 
 
 def history_plot(history: list[dict], metric: str) -> str | None:

@@ -401,6 +401,12 @@ def load_spec(path: str | os.PathLike[str]) -> ModelSpec:
     return spec
 
 
+def dag_id_of_file(path: str | os.PathLike[str]) -> str:
+    """The DAG id a spec file gives, without reading it: a valid spec's name is its file name (checked when it
+    loads), and a broken one's placeholder DAG is named after the file the same way."""
+    return "retrain_" + re.sub(r"[^a-z0-9_]+", "_", Path(path).stem.lower())
+
+
 def spec_files(directory: Path | None = None) -> list[Path]:
     directory = directory or specs_dir()
     return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])

@@ -62,6 +62,10 @@ class Tag(StrEnum):
     ROLLBACK_REASON = "retrain.rollback_reason", "why the rollback was made, as the person wrote it"
     ROLLBACK_BY = "retrain.rollback_by", "who triggered the rollback"
     ROLLED_BACK_FROM_AT = "retrain.rolled_back_from_at", "when a rollback replaced the version as champion"
+    CHAMPION_SINCE = (
+        "retrain.champion_since",
+        "on the registered model: VERSION@TIME, when the version behind 'champion' became champion (UTC)",
+    )
 
     @classmethod
     def report(cls, name: str) -> str:

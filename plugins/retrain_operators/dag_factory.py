@@ -9,7 +9,6 @@ when they run.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,7 @@ from airflow.sdk import DAG, Asset, BaseOperator, Param, chain
 
 from retrain import assets, pipeline
 from retrain.options import SCHEMA_DIALECT, form_fields
+from retrain.spec import dag_id_of_file
 from retrain_operators.notify import failure_notifiers, promotion_notifiers
 
 if TYPE_CHECKING:
@@ -124,12 +124,6 @@ class SpecErrorOperator(BaseOperator):
         from retrain.errors import SpecError
 
         raise SpecError(self.message)
-
-
-def dag_id_of_file(spec_path: Path) -> str:
-    """The DAG id a spec file gives, without reading it: a valid spec's name is its file name (checked when it
-    loads), and a broken one's placeholder DAG is named after the file the same way."""
-    return "retrain_" + re.sub(r"[^a-z0-9_]+", "_", spec_path.stem.lower())
 
 
 def build_invalid_spec_dag(spec_path: Path, error: Exception) -> DAG:

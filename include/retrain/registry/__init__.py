@@ -29,6 +29,12 @@ PREVIOUS_ALIAS = "previous"
 REFERENCE_ARTIFACT = "reference/reference.parquet"
 # MLflow refuses longer tag values.
 TAG_VALUE_LIMIT = 5000
+# search_registered_models returns at most this many models per page (MLflow's own ceiling).
+MODELS_PER_PAGE = 1000
+# Names per search: every name is spelled in the filter, which travels in a URL.
+NAMES_PER_SEARCH = 200
+# Reports and model cards are pages for a browser; nothing larger is served through the UI.
+ARTIFACT_SIZE_LIMIT = 50 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,33 @@ class ModelVersion:
     @property
     def number(self) -> int:
         return int(self.version)
+
+
+@dataclass(frozen=True)
+class RegisteredModelSummary:
+    """A registered model at a glance: where its aliases point, its own tags and its newest version."""
+
+    name: str
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    latest: ModelVersion | None = None
+
+
+class ArtifactNotFound(RegistryError):
+    """The run has no artifact by that name (or the name is not a plain file name)."""
+
+    retryable = False
+
+
+def is_plain_file_name(name: str) -> bool:
+    """True for a name that can only mean a file in the folder it is looked up in: no separator, no `..`,
+    not absolute, no control character, not empty. Checked before any name reaches the artifact store."""
+    return (
+        0 < len(name) <= 255
+        and name not in {".", ".."}
+        and not any(ch in name for ch in "/\\:")
+        and all(ch.isprintable() for ch in name)
+    )
 
 
 def _plain(mv: Any) -> ModelVersion:
@@ -107,6 +140,17 @@ class Registry:
     def version(self, model: str, version: str) -> ModelVersion:
         return _plain(self._client.get_model_version(model, str(version)))
 
+    def find_version(self, model: str, version: str) -> ModelVersion | None:
+        """The version, or None when the model or the version does not exist."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.version(model, version)
+        except MlflowException as error:
+            if _is_missing(error):
+                return None
+            raise
+
     def by_alias(self, model: str, alias: str) -> ModelVersion | None:
         """The version an alias points at, or None when the model or the alias does not exist."""
         from mlflow.exceptions import MlflowException
@@ -145,6 +189,57 @@ class Registry:
 
     def run_metrics(self, run_id: str) -> dict[str, float]:
         return dict(self._client.get_run(run_id).data.metrics)
+
+    def summaries(self, models: Iterable[str]) -> dict[str, RegisteredModelSummary]:
+        """Aliases, tags and newest version of each named model that exists, in one search per 200 names
+        (not one round trip per model). Names no search filter can quote are skipped."""
+        literals = sorted({literal for name in models if (literal := _quoted(name))})
+        found: dict[str, RegisteredModelSummary] = {}
+        for start in range(0, len(literals), NAMES_PER_SEARCH):
+            query = f"name IN ({', '.join(literals[start : start + NAMES_PER_SEARCH])})"
+            token = None
+            while True:
+                page = self._client.search_registered_models(
+                    filter_string=query, max_results=MODELS_PER_PAGE, page_token=token
+                )
+                for model in page:
+                    latest = max(model.latest_versions or [], key=lambda mv: int(mv.version), default=None)
+                    found[model.name] = RegisteredModelSummary(
+                        name=model.name,
+                        aliases={alias: str(version) for alias, version in (model.aliases or {}).items()},
+                        tags=dict(model.tags or {}),
+                        latest=None if latest is None else _plain(latest),
+                    )
+                token = page.token
+                if not token:
+                    break
+        return found
+
+    def artifact_names(self, run_id: str, folder: str) -> list[str]:
+        """Names of the files directly under `folder` of the run's artifacts (empty when there is none)."""
+        prefix = folder.strip("/") + "/"
+        return sorted(
+            info.path[len(prefix) :]
+            for info in self._client.list_artifacts(run_id, folder)
+            if not info.is_dir and info.path.startswith(prefix)
+        )
+
+    def read_artifact(self, run_id: str, folder: str, name: str) -> bytes:
+        """The bytes of `folder/name` in the run's artifacts. The name must be a plain file name listed
+        under that folder of this run: nothing else reaches the artifact store (ArtifactNotFound)."""
+        import mlflow.artifacts
+
+        if not is_plain_file_name(name) or name not in self.artifact_names(run_id, folder):
+            raise ArtifactNotFound(f"run {run_id} has no artifact {folder}/{name}")
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path=f"{folder}/{name}", dst_path=tmp, tracking_uri=self.tracking_uri
+                )
+            )
+            if local.stat().st_size > ARTIFACT_SIZE_LIMIT:
+                raise ArtifactNotFound(f"artifact {folder}/{name} of run {run_id} is larger than the page limit")
+            return local.read_bytes()
 
     # Writes
 
@@ -198,7 +293,14 @@ class Registry:
             expected_champion is not None and after[PREVIOUS_ALIAS] != expected_champion
         ):
             raise RegistryError(f"model {model}: aliases read back as {after} after promoting version {version}")
+        self._mark_champion_since(model, version)
         return after
+
+    def _mark_champion_since(self, model: str, version: str) -> None:
+        """Records on the registered model when `version` became champion, so that one search of all models
+        tells each champion's age (a version's own tags would take one round trip per model)."""
+        stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        self._client.set_registered_model_tag(model, Tag.CHAMPION_SINCE, f"{version}@{stamp}")
 
     def rollback(self, model: str, target_version: str | None, reason: str, actor: str) -> dict[str, str | None]:
         """Point `champion` back at `previous` (or at target_version) and `previous` at the replaced champion.
@@ -231,6 +333,7 @@ class Registry:
         )
         if current is not None:
             self.set_tags(model, current, {Tag.ROLLED_BACK_FROM_AT: stamp})
+        self._mark_champion_since(model, target)
         return {"from": current, "to": target, **self.aliases(model)}
 
     # Artifacts and models

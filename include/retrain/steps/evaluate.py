@@ -18,8 +18,7 @@ from retrain.features import feature_matrix, read_partition
 from retrain.pipeline import StepContext
 from retrain.policy import Decision as PolicyDecision
 from retrain.policy import decide
-from retrain.registry import ModelVersion
-from retrain.report import render_run_report, write_atomic
+from retrain.report import metric_history, render_run_report, write_atomic
 from retrain.tags import Decision, Tag
 
 
@@ -169,22 +168,3 @@ def metric_table(comparison: Mapping[str, Any]) -> dict[str, dict[str, float | N
     if comparison.get("baseline") is not None:
         table["baseline (majority / mean)"] = {"challenger": comparison["baseline"], "champion": None}
     return table
-
-
-def metric_history(versions: Iterable[ModelVersion]) -> list[dict[str, Any]]:
-    """Every evaluated version's score and the champion's score on the same holdout, for the history plot."""
-    history = []
-    for mv in versions:
-        tags = mv.tags
-        if Tag.CHALLENGER_SCORE not in tags or not tags[Tag.CHALLENGER_SCORE]:
-            continue
-        history.append(
-            {
-                "version": mv.version,
-                "window_end": tags.get(Tag.WINDOW_END, "?"),
-                "challenger": float(tags[Tag.CHALLENGER_SCORE]),
-                "champion": float(tags[Tag.CHAMPION_SCORE]) if tags.get(Tag.CHAMPION_SCORE) else None,
-                "decision": tags.get(Tag.DECISION),
-            }
-        )
-    return history
