@@ -41,7 +41,7 @@ ARTIFACT_POLICY = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe
 # instead of MLflow's default of 7 retries with exponential backoff. A deployment's own values win.
 UI_MLFLOW_ENV = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0.2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",  # urllib3 retries the first time at once
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
 
