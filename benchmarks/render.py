@@ -19,7 +19,7 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     parts = []
-    for name in ("parse_cost", "orchestration", "scaling", "fleet", "sql_scaling"):
+    for name in ("parse_cost", "orchestration", "scaling", "fleet", "sql_scaling", "fleet_page"):
         path = HERE / "results" / f"{name}.json"
         if not path.exists():
             parts.append(f"### {name}\n\nnot measured yet (`bash benchmarks/run_all.sh`).")

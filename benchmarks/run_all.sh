@@ -16,4 +16,6 @@ cd benchmarks
 ../.venv/bin/python fleet.py 20 200000 1,2,default
 # A PostgreSQL table of 1M, 5M, 10M rows: once (each case takes minutes; generating 10M rows too).
 ../.venv/bin/python sql_scaling.py 1000000,5000000,10000000 1
+# The fleet page with 100 models in Airflow's API server app (about 5 minutes, most of it the set-up).
+../.venv/bin/python fleet_page.py 100 40
 ../.venv/bin/python render.py

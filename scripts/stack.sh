@@ -15,6 +15,8 @@
 # `STACK_DIR=.demo bash scripts/stack.sh start` shows the demo's runs and registry.
 # Ports: AIRFLOW_PORT (8080), MLFLOW_PORT (5000), POSTGRES_PORT (default: a free one).
 # Specs: RETRAIN_SPECS_DIR (include/models).
+# More UI users: STACK_EXTRA_USERS="name:role,..." (simple auth manager roles viewer, user, op, admin;
+# an empty role, "name:", may sign in and is allowed nothing); their passwords land next to the admin's.
 set -euo pipefail
 umask 077  # what the stack writes (password files, logs, databases) is its user's only
 cd "$(dirname "$0")/.."
@@ -57,7 +59,7 @@ export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$airflow_port/ex
 # that way (benchmarks/README.md, fleet night). Waiting longer for the answer costs less than retrying.
 export AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT=${AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT:-30}
 export AIRFLOW__API__BASE_URL=http://127.0.0.1:$airflow_port
-export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=${STACK_USER:-admin}:admin
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=${STACK_USER:-admin}:admin${STACK_EXTRA_USERS:+,$STACK_EXTRA_USERS}
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=${AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL:-10}
 export MLFLOW_TRACKING_URI=http://127.0.0.1:$mlflow_port
 export RETRAIN_SPECS_DIR=${RETRAIN_SPECS_DIR:-$root/include/models}

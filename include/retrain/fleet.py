@@ -339,7 +339,7 @@ def outcome_of(run: RunFacts) -> str:
     validation = _output(run, ValidationResult)
     evaluation = _output(run, EvaluationResult)
     if run.state not in FINISHED:
-        return run.state
+        return ""  # queued or running: the state says it all
     if validation is not None and not validation.success:
         if validation.error:
             return f"stopped by validation: {validation.error}"

@@ -121,6 +121,8 @@ def create_app(
             return RedirectResponse(
                 f"{airflow}/api/v2/auth/login?{urlencode({'next': str(request.url)})}", status_code=307
             )
+        if exc.status_code == 404 and not request.url.path.startswith(f"{root}/api/"):
+            return html_response(pages.not_found(str(exc.detail), root), status_code=404)
         return await http_exception_handler(request, exc)
 
     def read_fleet(request: Request, user: Any) -> Fleet:
@@ -271,10 +273,11 @@ def create_app(
     return app
 
 
-def html_response(page: str) -> HTMLResponse:
+def html_response(page: str, status_code: int = 200) -> HTMLResponse:
     """A page with the headers every page of ours carries: no script, no framing by others, no caching."""
     return HTMLResponse(
         page,
+        status_code=status_code,
         headers={
             "Content-Security-Policy": pages.PAGE_POLICY,
             "X-Content-Type-Options": "nosniff",

@@ -178,7 +178,7 @@ def actions(row: ModelRow, ctx: PageContext) -> str:
     if row.dag_id in ctx.can_trigger and row.error is None:
         links.append(f'<a target="_top" href="{esc(ctx.dag_url(row.dag_id))}" title="Opens the DAG; its Trigger button'
                      f' opens the trigger form">Trigger…</a>')  # fmt: skip
-    if ctx.rollback_dag_id and row.previous:
+    if ctx.rollback_dag_id and row.champion:  # to `previous`, or to a vetted version chosen in the form
         links.append(
             f'<a target="_top" href="{esc(ctx.dag_url(ctx.rollback_dag_id))}" title="Trigger {esc(ctx.rollback_dag_id)}'
             f' with Model = {esc(row.name)}">Roll back…</a>'
@@ -349,3 +349,8 @@ def links(row: ModelRow, ctx: PageContext) -> Mapping[str, str]:
     if row.approval:
         found["approval"] = ctx.approval_url(row.approval)
     return found
+
+
+def not_found(detail: str, base: str) -> str:
+    """The page for a model or file that does not exist (or that the user may not see)."""
+    return document("Not found", f'<h1>Not found</h1><p>{esc(detail)}.</p><p><a href="{esc(base)}/">← Models</a></p>')

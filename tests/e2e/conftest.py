@@ -26,6 +26,10 @@ BROKEN_MODEL = "e2e_broken"
 BACKFILL_MODEL = "e2e_backfill"
 POOL_MODELS = ("e2e_pool_a", "e2e_pool_b")
 NIGHTS_MODEL = "e2e_nights"
+INVALID_SPEC = "e2e_invalid_spec"  # a spec that does not parse: the fleet page shows it as a row with its error
+# Users besides the admin, for the fleet page's access checks: a viewer (reads every DAG, triggers none)
+# and a user with no role, whom the simple auth manager lets sign in and allows nothing.
+EXTRA_USERS = {"viewer": "viewer", "outsider": ""}
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
 TERMINAL = {"success", "failed"}
 
@@ -145,6 +149,8 @@ def stack():
     for name in POOL_MODELS:  # two models trained at the same time, for the pool test
         write_spec(specs, name, **{"schedule.cron": None})
     write_spec(specs, NIGHTS_MODEL, **{"schedule.cron": None})  # two nights of one model triggered together
+    invalid = write_spec(specs, INVALID_SPEC, **{"schedule.cron": None})
+    invalid.write_text(invalid.read_text() + "colour: red\n")
     # Nightly, for the backfill test; stays paused until that test unpauses it.
     write_spec(specs, BACKFILL_MODEL, **{"schedule.cron": "0 2 * * *", "schedule.start_date": "2025-04-01"})
     env = {
@@ -154,6 +160,7 @@ def stack():
         "MLFLOW_PORT": str(free_port()),
         "RETRAIN_SPECS_DIR": str(specs),
         "RETRAIN_ARTIFACTS_ROOT": str(root / "artifacts"),
+        "STACK_EXTRA_USERS": ",".join(f"{user}:{role}" for user, role in EXTRA_USERS.items()),
     }
     env.pop("AIRFLOW_HOME", None)
     env.pop("MLFLOW_TRACKING_URI", None)

@@ -24,7 +24,9 @@ def night(airflow_db, mlflow_server, tmp_path_factory):
     # A small night: half the window and few bootstrap resamples (what is tested is the page, not the model).
     path = write_spec(specs, MODEL, **{"schedule.tags": ["team-a"], "data.lookback_days": 28,
                                        "evaluation.bootstrap.resamples": 20})  # fmt: skip
-    (specs / f"{BROKEN}.yaml").write_text(path.read_text().replace(f"name: {MODEL}", f"name: {BROKEN}") + "colour: red\n")
+    (specs / f"{BROKEN}.yaml").write_text(
+        path.read_text().replace(f"name: {MODEL}", f"name: {BROKEN}") + "colour: red\n"
+    )
     states, dag_run = run_dag(path, dt.date(2025, 5, 1))
     assert set(states.values()) == {"success"}, states
     return specs, dag_run.run_id

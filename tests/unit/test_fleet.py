@@ -26,7 +26,9 @@ def version(number: int, **tags: str) -> ModelVersion:
     return ModelVersion("churn", str(number), f"run{number}", "READY", tags=tags, created_at=T0)
 
 
-def summary(champion: str | None = "1", previous: str | None = None, latest=None, **model_tags) -> RegisteredModelSummary:
+def summary(
+    champion: str | None = "1", previous: str | None = None, latest=None, **model_tags
+) -> RegisteredModelSummary:
     aliases = {k: v for k, v in (("champion", champion), ("previous", previous)) if v}
     return RegisteredModelSummary("churn", aliases, model_tags, latest)
 
@@ -89,11 +91,17 @@ def test_a_row_shows_the_champion_its_age_previous_the_last_run_and_its_decision
     latest = version(2, **{Tag.DECISION: Decision.PROMOTED, Tag.REASONS: "a | b", Tag.EVALUATED_BY_RUN: "manual__2",
                            Tag.WINDOW_END: "2025-05-02", Tag.PROMOTED_AT: promoted_at})  # fmt: skip
     models = {"churn": summary("2", "1", latest, **{Tag.CHAMPION_SINCE: f"2@{promoted_at}"})}
-    last = run(**{EVALUATE: evaluation(True), DRIFT: DriftResult(True, "1", True, ("monthly_spend",), False, 0.4).to_xcom()})
+    last = run(
+        **{EVALUATE: evaluation(True), DRIFT: DriftResult(True, "1", True, ("monthly_spend",), False, 0.4).to_xcom()}
+    )
     (row,) = fleet.build_rows([entry()], facts(last, next_run=T0 + dt.timedelta(days=1)), models)
     assert row.champion == fleet.Champion("2", dt.datetime.fromisoformat(promoted_at), "2025-05-02")
     assert row.previous == "1"
-    assert (row.last_run.state, row.last_run.trigger, row.last_run.outcome) == ("success", "manual by ana", "version 2 promoted")
+    assert (row.last_run.state, row.last_run.trigger, row.last_run.outcome) == (
+        "success",
+        "manual by ana",
+        "version 2 promoted",
+    )
     assert row.decision == fleet.VersionDecision("2", "promoted", ("a", "b"), "2025-05-02", "manual__2", True)
     assert row.drift == fleet.DriftStatus("drift", ("monthly_spend",), False, 0.4)
     assert row.next_run == T0 + dt.timedelta(days=1) and row.paused is False and row.in_airflow
@@ -120,14 +128,16 @@ def test_without_the_registry_the_row_still_tells_the_run_and_the_decision_from_
     last = run(**{EVALUATE: evaluation(False)})
     (row,) = fleet.build_rows([entry()], facts(last), None)
     assert row.champion is None and row.previous is None
-    assert row.decision == fleet.VersionDecision("2", Decision.DECLINED, ("roc_auc 0.81 vs 0.80",), "2025-05-02", "manual__2", True)
+    assert row.decision == fleet.VersionDecision(
+        "2", Decision.DECLINED, ("roc_auc 0.81 vs 0.80",), "2025-05-02", "manual__2", True
+    )
     assert row.last_run.outcome == "version 2 declined"
 
 
 @pytest.mark.parametrize(
     ("state", "outputs", "failed", "outcome"),
     [
-        ("running", {}, (), "running"),
+        ("running", {}, (), ""),
         ("failed", {VALIDATE: ValidationResult(False, 9, {}, statistics={"failed": 3},
                                                failed=({"type": "expect_x", "column": "churned"},)).to_xcom()},
          ("validate_data",), "stopped by validation: 3 failed expectation(s): expect_x(churned)"),
@@ -235,7 +245,10 @@ def test_the_model_page_lists_versions_newest_first_with_aliases_reports_and_the
     assert detail.versions[1].aliases == ("champion", "previous") and detail.versions[0].aliases == ()
     assert detail.versions[1].reports == ("evaluation.html", "validation.json")
     assert detail.versions[0].reports == () and detail.versions[0].reasons == ("worse",)
-    assert [(h["version"], h["challenger"], h["champion"]) for h in detail.history] == [("1", 0.8, None), ("2", 0.7, 0.8)]
+    assert [(h["version"], h["challenger"], h["champion"]) for h in detail.history] == [
+        ("1", 0.8, None),
+        ("2", 0.7, 0.8),
+    ]
     assert detail.metric == "roc_auc"
     svg = fleet.history_svg(detail.history, "<b>roc_auc</b>")
     assert "<b>" not in svg and "&lt;b&gt;roc_auc&lt;/b&gt;" in svg and svg.count("<circle") == 2
@@ -263,7 +276,8 @@ def test_plain_file_names_pass(name):
 
 
 @pytest.mark.parametrize(
-    "name", ["", ".", "..", "../x", "..\\x", "/etc/passwd", "reports/evaluation.html", "C:x", "a\x00b", "a\nb", "x" * 256]
+    "name",
+    ["", ".", "..", "../x", "..\\x", "/etc/passwd", "reports/evaluation.html", "C:x", "a\x00b", "a\nb", "x" * 256],
 )
 def test_anything_that_could_leave_the_folder_is_refused(name):
     assert not is_plain_file_name(name)
