@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import html
 import os
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -213,6 +214,7 @@ class SpecCatalog:
     def __init__(self, directory: Path | None = None) -> None:
         self._directory = directory
         self._parsed: dict[Path, tuple[tuple[int, int], SpecEntry]] = {}
+        self._lock = threading.Lock()  # the API server answers requests on several threads
 
     @property
     def directory(self) -> Path:
@@ -220,6 +222,10 @@ class SpecCatalog:
 
     def entries(self) -> list[SpecEntry]:
         """Every spec file of the folder, in file name order."""
+        with self._lock:
+            return self._entries()
+
+    def _entries(self) -> list[SpecEntry]:
         paths = spec_files(self.directory)
         entries = []
         for path in paths:
@@ -629,7 +635,7 @@ def history_svg(history: Sequence[Mapping[str, Any]], metric: str | None, width:
         f' height="{height}" viewBox="0 0 {width} {height}">',
         f'<text x="4" y="{top + 8}" class="axis">{esc(f"{high:.4g}")}</text>',
         f'<text x="4" y="{top + plot_h}" class="axis">{esc(f"{low:.4g}")}</text>',
-        f'<text x="4" y="{height - 4}" class="axis">{esc(metric or "")}</text>',
+        f'<text x="4" y="{top + plot_h + 14}" class="axis">{esc(metric or "")}</text>',
         f'<polyline fill="none" stroke="#1f6feb" stroke-width="2" points="{challenger}"/>',
     ]
     if champions:
@@ -641,7 +647,8 @@ def history_svg(history: Sequence[Mapping[str, Any]], metric: str | None, width:
         parts.append(
             f'<circle cx="{x(i):.1f}" cy="{y(h["challenger"]):.1f}" r="{5 if promoted else 3}"'
             f' fill="{"#1a7f37" if promoted else "#1f6feb"}"><title>{esc(label)}</title></circle>'
-            f'<text x="{x(i):.1f}" y="{height - 18}" text-anchor="middle" class="axis">v{esc(str(h["version"]))}</text>'
+            f'<text x="{x(i):.1f}" y="{height - 20}" text-anchor="middle" class="axis">v{esc(str(h["version"]))}</text>'
+            f'<text x="{x(i):.1f}" y="{height - 8}" text-anchor="middle" class="axis">{esc(str(h.get("window_end", "")))}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)

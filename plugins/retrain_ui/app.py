@@ -125,8 +125,8 @@ def create_app(
             return html_response(pages.not_found(str(exc.detail), root), status_code=404)
         return await http_exception_handler(request, exc)
 
-    def read_fleet(request: Request, user: Any) -> Fleet:
-        entries = {entry.name: entry for entry in catalog.entries()}
+    def read_fleet(request: Request, user: Any, only: str | None = None) -> Fleet:
+        entries = {entry.name: entry for entry in catalog.entries() if only is None or entry.name == only}
         dag_ids = {entry.dag_id for entry in entries.values()} | {ROLLBACK_DAG_ID}
         facts = facts_reader(dag_ids, fleet.output_task_ids())
         teams = {dag_id: dag.team for dag_id, dag in facts.dags.items()}
@@ -180,7 +180,7 @@ def create_app(
         }
 
     def read_detail(request: Request, user: Any, name: str) -> tuple[Fleet, fleet.ModelDetail]:
-        found = read_fleet(request, user)
+        found = read_fleet(request, user, only=name)
         row = next((row for row in found.rows if row.name == name), None)
         if row is None:
             raise HTTPException(404, f"no model {name!r}")

@@ -109,6 +109,14 @@ def age(since: dt.datetime | None, now: dt.datetime) -> str:
     return " ".join(shown) or "0 s"
 
 
+def score(text: str) -> str:
+    """A score tag to four decimals (the tag keeps every digit); text that is not a number as it is."""
+    try:
+        return f"{float(text):.4f}"
+    except ValueError:
+        return text
+
+
 def document(title: str, body: str) -> str:
     """A whole page."""
     return (
@@ -155,7 +163,8 @@ def _drift(row: ModelRow) -> str:
     drift = row.drift
     if drift.status == "drift":
         features = ", ".join(drift.features) + (" + label" if drift.label else "")
-        return f'<span class="drift">drift: {esc(features or "label")}</span>'
+        psi = "" if drift.max_psi is None else f" (max PSI {drift.max_psi:.3f})"
+        return f'<span class="drift">drift: {esc(features or "label")}{esc(psi)}</span>'
     if drift.status == "none":
         psi = "" if drift.max_psi is None else f" (max PSI {drift.max_psi:.3f})"
         return f"none{esc(psi)}"
@@ -264,7 +273,7 @@ def _versions(detail: ModelDetail, ctx: PageContext) -> str:
             for f in version.reports
         )
         reasons = "".join(f"<li>{esc(r)}</li>" for r in version.reasons)
-        scores = " vs ".join(esc(s) for s in (version.challenger_score, version.champion_score) if s)
+        scores = " vs ".join(esc(score(s)) for s in (version.challenger_score, version.champion_score) if s)
         rows.append(
             f"<tr><td>v{esc(version.version)}</td><td>{esc(', '.join(version.aliases))}</td>"
             f"<td>{esc(when(version.created_at))}</td><td>{esc(version.window_end or '—')}</td>"

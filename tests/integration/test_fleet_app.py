@@ -161,6 +161,37 @@ def test_with_mlflow_down_the_page_says_so_and_still_lists_the_dags(client, monk
     assert report.status_code == 503
 
 
+def test_a_pending_approval_shows_with_a_link_to_its_required_action_and_goes_once_answered(client, night):
+    """The request row as Airflow's execution API writes it for an ApprovalOperator (issue 17's gate),
+    on a task of the real run; the task parked as `awaiting_input`."""
+    from airflow.models.hitl import HITLDetail
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    _, run_id = night
+    with create_session() as session:
+        ti = session.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == f"retrain_{MODEL}", TaskInstance.run_id == run_id,
+                                       TaskInstance.task_id == "promote")
+        ).one()  # fmt: skip
+        state, ti_id = ti.state, ti.id
+        ti.state = "awaiting_input"
+        session.add(HITLDetail(ti_id=ti_id, options=["Approve", "Reject"], subject="Promote <v1>?", params={}))
+    try:
+        approval = rows(client)[MODEL]["approval"]
+        assert (approval["task_id"], approval["subject"]) == ("promote", "Promote <v1>?")
+        assert rows(client)[MODEL]["links"]["approval"].endswith("/tasks/promote/required_actions")
+        assert "Promote &lt;v1&gt;?" in get(client, "/retrain/", cookie=True).text
+        with create_session() as session:
+            session.get(HITLDetail, ti_id).responded_at = dt.datetime.now(dt.UTC)
+        assert rows(client)[MODEL]["approval"] is None
+    finally:
+        with create_session() as session:
+            session.delete(session.get(HITLDetail, ti_id))
+            session.get(TaskInstance, ti_id).state = state
+
+
 def test_promotion_records_on_the_registered_model_since_when_the_champion_holds_the_alias(night, registry):
     assert registry.summaries([MODEL])[MODEL].tags[Tag.CHAMPION_SINCE].startswith("1@")
 

@@ -111,7 +111,7 @@ def test_the_model_page_shows_history_plot_versions_reports_and_hooks_only_with_
     page = pages.model_page(detail, CTX)
     assert_escaped(page)
     assert 'href="/retrain/models/churn/versions/3/reports/evaluation.html"' in page
-    assert "<h2>Metric history</h2><svg" in page
+    assert "<h2>Metric history</h2><svg" in page and "<td>0.8100</td>" in page
     assert "Champion history" not in page and "Model card" not in page
     history = [{"at": "2025-05-02T02:10:00", "from_version": "2", "to_version": "3", "reason": HOSTILE, "by": "ana",
                 "kind": "promotion"}]  # fmt: skip
