@@ -44,7 +44,7 @@ a{color:#0969da;text-decoration:none}a:hover{text-decoration:underline}small,.mu
 .state-failed,.decision-declined{background:#ffebe9}.state-running,.state-queued{background:#ddf4ff}
 .drift{color:#bc4c00}ul.reasons{margin:.2rem 0;padding-left:1.1rem}.actions a{margin-right:.6rem;white-space:nowrap}
 form.filter{margin:.3rem 0 .8rem}.axis{font-size:11px;fill:#59636e}.spark{color:#0969da;vertical-align:middle}
-dl.summary{display:grid;grid-template-columns:max-content auto;gap:.25rem 1rem}dt{font-weight:600}dd{margin:0}
+.nowrap{white-space:nowrap}dl.summary{display:grid;grid-template-columns:max-content auto;gap:.25rem 1rem}dt{font-weight:600}dd{margin:0}
 """
 
 
@@ -143,7 +143,8 @@ def _last_run(row: ModelRow, ctx: PageContext) -> str:
     if run is None:
         return '<span class="muted">never ran</span>'
     return (
-        f'{_state(run.state)} <a target="_top" href="{esc(ctx.run_url(row.dag_id, run.run_id))}">{esc(when(run.when))}</a>'
+        f'{_state(run.state)} <a class="nowrap" target="_top" href="{esc(ctx.run_url(row.dag_id, run.run_id))}">'
+        f"{esc(when(run.when))}</a>"
         f"<br><small>{esc(run.trigger)}</small><br><small>{esc(run.outcome)}</small>"
     )
 
@@ -195,9 +196,17 @@ def actions(row: ModelRow, ctx: PageContext) -> str:
     return f'<span class="actions">{"".join(links)}</span>'
 
 
-def _header(ctx: PageContext, sort: str, descending: bool, tag: str | None) -> str:
+def columns_for(rows: Iterable[ModelRow]) -> tuple[tuple[str | None, str], ...]:
+    """The table's columns: Trend and Approval only when some row has a trend or a pending approval."""
+    rows = list(rows)
+    hidden = {"Trend"} if not any(row.live_metric for row in rows) else set()
+    hidden |= {"Approval"} if not any(row.approval for row in rows) else set()
+    return tuple(column for column in COLUMNS if column[1] not in hidden)
+
+
+def _header(ctx: PageContext, columns, sort: str, descending: bool, tag: str | None) -> str:
     cells = []
-    for key, label in COLUMNS:
+    for key, label in columns:
         if key is None:
             cells.append(f"<th>{esc(label)}</th>")
             continue
@@ -208,24 +217,32 @@ def _header(ctx: PageContext, sort: str, descending: bool, tag: str | None) -> s
     return f"<thead><tr>{''.join(cells)}</tr></thead>"
 
 
-def model_row(row: ModelRow, ctx: PageContext) -> str:
-    """One table row; a broken spec shows its error across the columns."""
+def model_row(row: ModelRow, ctx: PageContext, columns: tuple[tuple[str | None, str], ...] = COLUMNS) -> str:
+    """One table row with the given columns; a broken spec shows its error across them."""
     name = f'<a href="{esc(ctx.model_url(row.name))}">{esc(row.name)}</a>'
     tags = f"<br><small>{esc(', '.join(t for t in row.tags if not t.startswith('model:')))}</small>" if row.tags else ""
     if row.error is not None:
         return (
             f'<tr class="broken"><td>{name}<br><small>{esc(row.file)}</small></td>'
-            f'<td colspan="{len(COLUMNS) - 2}"><strong>invalid spec</strong><pre>{esc(row.error)}</pre></td>'
+            f'<td colspan="{len(columns) - 2}"><strong>invalid spec</strong><pre>{esc(row.error)}</pre></td>'
             f"<td>{actions(row, ctx)}</td></tr>"
         )
     champion, champion_age = _champion(row, ctx)
     next_run = "paused" if row.paused else when(row.next_run) if row.in_airflow else "not in Airflow yet"
-    return (
-        f"<tr><td>{name}{tags}</td><td>{champion}</td><td>{champion_age}</td>"
-        f"<td>{'v' + esc(row.previous) if row.previous else '—'}</td><td>{_last_run(row, ctx)}</td>"
-        f"<td>{_decision(row)}</td><td>{_drift(row)}</td><td>{sparkline_svg(row.live_metric)}</td>"
-        f"<td>{approval_cell(row.approval, ctx)}</td><td>{esc(next_run)}</td><td>{actions(row, ctx)}</td></tr>"
-    )
+    cells = {
+        "Model": f"{name}{tags}",
+        "Champion": champion,
+        "Age": f'<span class="nowrap">{champion_age}</span>',
+        "Previous": "v" + esc(row.previous) if row.previous else "—",
+        "Last run": _last_run(row, ctx),
+        "Decision": _decision(row),
+        "Drift": _drift(row),
+        "Trend": sparkline_svg(row.live_metric),
+        "Approval": approval_cell(row.approval, ctx),
+        "Next run": f'<span class="nowrap">{esc(next_run)}</span>',
+        "Actions": actions(row, ctx),
+    }
+    return "<tr>" + "".join(f"<td>{cells[label]}</td>" for _, label in columns) + "</tr>"
 
 
 def models_page(
@@ -247,8 +264,9 @@ def models_page(
         if registry_error
         else ""
     )
-    body = "".join(model_row(row, ctx) for row in rows) or (
-        f'<tr><td colspan="{len(COLUMNS)}" class="muted">No model you may see'
+    columns = columns_for(rows)
+    body = "".join(model_row(row, ctx, columns) for row in rows) or (
+        f'<tr><td colspan="{len(columns)}" class="muted">No model you may see'
         f"{' with tag ' + esc(tag) if tag else ''}.</td></tr>"
     )
     sort = sort if sort in SORT_KEYS else "name"
@@ -260,7 +278,7 @@ def models_page(
         f'<option value="">all</option>{options}</select></label>'
         f'<input type="hidden" name="sort" value="{esc(sort)}"><input type="hidden" name="order"'
         f' value="{"desc" if descending else "asc"}"> <button type="submit">Filter</button></form>'
-        f"<table>{_header(ctx, sort, descending, tag)}<tbody>{body}</tbody></table>",
+        f"<table>{_header(ctx, columns, sort, descending, tag)}<tbody>{body}</tbody></table>",
     )
 
 

@@ -52,7 +52,7 @@ def test_the_models_page_escapes_every_value_from_data():
 def test_a_row_shows_champion_age_previous_last_run_decision_drift_and_next_run():
     page = pages.models_page([full_row()], CTX, tags=[], sort="name", descending=False, tag=None, registry_error=None)
     cells = re.findall(r"<td>(.*?)</td>", page.split("<tbody>")[1])
-    assert cells[1:4] == ["v3", "2 d 3 h", "v2"]
+    assert cells[1:4] == ["v3", '<span class="nowrap">2 d 3 h</span>', "v2"]
     assert 'href="/dags/retrain_churn/runs/manual__2025-05-02T02%3A00%3A00%2B00%3A00"' in page
     assert "2025-05-03 02:00 UTC" in page  # the last run, and the next run:
     assert "2025-05-04 02:00 UTC" in page
@@ -73,14 +73,20 @@ def test_the_registry_being_down_is_said_and_the_rows_stay():
     assert "The model registry is unreachable: refused" in page and 'href="/retrain/models/churn"' in page
 
 
-def test_approval_and_trend_cells_are_empty_until_their_data_exists():
+def test_approval_and_trend_columns_show_only_once_some_row_has_their_data():
+    def page(rows):
+        return pages.models_page(rows, CTX, tags=[], sort="name", descending=False, tag=None, registry_error=None)
+
     row = full_row()
-    page = pages.model_row(row, CTX)
-    assert "<svg" not in page and "awaiting approval" not in page
+    without = page([row])
+    assert "<th>Trend</th>" not in without and "<th>Approval</th>" not in without and "<svg" not in without
     approval = PendingApproval("retrain_churn", "r 1", "approve_promotion", f"Promote {HOSTILE}?", NOW)
-    page = pages.model_row(fleet.dataclasses.replace(row, approval=approval, live_metric=(0.8, 0.7)), CTX)
-    assert "<svg" in page and "awaiting approval" in page and "<script" not in page
-    assert 'href="/dags/retrain_churn/runs/r%201/tasks/approve_promotion/required_actions"' in page
+    with_data = page([fleet.dataclasses.replace(row, approval=approval, live_metric=(0.8, 0.7)), full_row(name="b")])
+    assert "<th>Trend</th>" in with_data and "<th>Approval</th>" in with_data
+    assert "<svg" in with_data and "awaiting approval" in with_data and "<script" not in with_data
+    assert 'href="/dags/retrain_churn/runs/r%201/tasks/approve_promotion/required_actions"' in with_data
+    body = with_data.split("<tbody>")[1]
+    assert all(tr.count("<td>") == len(pages.COLUMNS) for tr in body.split("</tr>")[:-1])
 
 
 def test_actions_link_into_airflows_own_forms_only_for_users_who_may_use_them():
