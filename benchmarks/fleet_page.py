@@ -173,6 +173,11 @@ def main() -> None:
             f"part: Airflow facts of {MODELS} DAGs": lambda: read_airflow_facts(dag_ids, fleet.output_task_ids()),
         }
         samples = {label: timed(fn) for label, fn in cases.items()}
+        every_version = ", ".join(f"'{name}'" for name in NAMES)
+        samples[f"instead: one search_model_versions of all {3 * MODELS} versions"] = timed(
+            lambda: mlflow.search_model_versions(f"name IN ({every_version})", max_results=10_000),
+            repeat=max(REQUESTS // 4, 3),
+        )
         per_model = timed(lambda: [mlflow.get_registered_model(name) for name in NAMES], repeat=max(REQUESTS // 8, 3))
         samples[f"instead: {MODELS} get_registered_model round trips"] = per_model
         os.environ["RETRAIN_SPECS_DIR"] = str(small_specs)

@@ -21,7 +21,7 @@ from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessE
 from airflow.api_fastapi.core_api.security import GetUserDep, get_user
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from retrain import fleet
@@ -170,14 +170,18 @@ def create_app(
         return html_response(page)
 
     @app.get("/api/models")
-    def models_api(request: Request, user: GetUserDep, sort: str = "name", order: str = "asc", tag: str = "") -> dict:
+    def models_api(
+        request: Request, user: GetUserDep, sort: str = "name", order: str = "asc", tag: str = ""
+    ) -> JSONResponse:
         """Every model the user may see, as on the Models page."""
         found, rows = listing(request, user, sort, order, tag)
-        return {
-            "models": [{**fleet.to_json(row), "links": pages.links(row, found.ctx)} for row in rows],
-            "tags": fleet.all_tags(found.rows),
-            "registry": {"reachable": found.registry_error is None, "error": found.registry_error},
-        }
+        return JSONResponse(  # already JSON values: no second pass through FastAPI's encoder
+            {
+                "models": [{**fleet.to_json(row), "links": pages.links(row, found.ctx)} for row in rows],
+                "tags": fleet.all_tags(found.rows),
+                "registry": {"reachable": found.registry_error is None, "error": found.registry_error},
+            }
+        )
 
     def read_detail(request: Request, user: Any, name: str) -> tuple[Fleet, fleet.ModelDetail]:
         found = read_fleet(request, user, only=name)
@@ -213,7 +217,7 @@ def create_app(
         return html_response(pages.model_page(detail, found.ctx, found.registry_error))
 
     @app.get("/api/models/{name}")
-    def model_api(request: Request, user: GetUserDep, name: str) -> dict:
+    def model_api(request: Request, user: GetUserDep, name: str) -> JSONResponse:
         """One model: its row, every version with its report URLs, the metric and champion histories."""
         found, detail = read_detail(request, user, name)
         ctx = found.ctx
@@ -230,7 +234,7 @@ def create_app(
             ]
         body["links"] = pages.links(detail.row, ctx)
         body["registry"] = {"reachable": found.registry_error is None, "error": found.registry_error}
-        return body
+        return JSONResponse(body)
 
     @app.get("/models/{name}/versions/{version}/{folder}/{file}")
     def artifact(request: Request, user: GetUserDep, name: str, version: str, folder: str, file: str) -> Response:
