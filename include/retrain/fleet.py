@@ -98,15 +98,6 @@ class AirflowFacts:
 
 
 @dataclass(frozen=True)
-class Champion:
-    """The version behind `champion`, since when it holds the alias (None: unknown) and its data window's end."""
-
-    version: str
-    since: dt.datetime | None = None
-    window_end: str | None = None
-
-
-@dataclass(frozen=True)
 class LastRun:
     """The newest run of the model's DAG and what became of it, in one line."""
 
@@ -116,6 +107,15 @@ class LastRun:
     trigger: str
     failed_tasks: tuple[str, ...] = ()
     outcome: str = ""
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The version behind `champion`, since when it holds the alias (None: unknown) and its data window's end."""
+
+    version: str
+    since: dt.datetime | None
+    window_end: str | None
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,8 @@ class DriftStatus:
 
 @dataclass(frozen=True)
 class ModelRow:
-    """One row of the Models page (and one item of /retrain/api/models)."""
+    """One row of the Models page (and one item of /retrain/api/models), built by `build_row`.
+    Empty values mean unknown: no DAG parsed yet, no run yet, the registry unreachable."""
 
     name: str
     dag_id: str

@@ -215,7 +215,7 @@ def test_model_card_files_are_kept_only_as_plain_names():
 
 def test_rows_sort_by_any_column_with_empty_values_last_either_way():
     def row(name, since):
-        return fleet.ModelRow(name, f"retrain_{name}", f"{name}.yaml", champion=since and fleet.Champion("1", since))
+        return fleet.ModelRow(name, f"retrain_{name}", f"{name}.yaml", champion=since and fleet.Champion("1", since, None))
 
     rows = [row("b", T0), row("a", None), row("c", T0 - dt.timedelta(days=3))]
     assert [r.name for r in fleet.sort_rows(rows, "age")] == ["c", "b", "a"]

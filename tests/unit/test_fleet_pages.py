@@ -24,7 +24,7 @@ CTX = pages.PageContext(
 def full_row(**changes) -> ModelRow:
     row = ModelRow(
         name="churn", dag_id="retrain_churn", file="churn.yaml", tags=(HOSTILE, "retrain"), in_airflow=True,
-        paused=False, next_run=NOW + dt.timedelta(hours=14), champion=Champion("3", NOW - dt.timedelta(days=2, hours=3)),
+        paused=False, next_run=NOW + dt.timedelta(hours=14), champion=Champion("3", NOW - dt.timedelta(days=2, hours=3), None),
         previous="2", last_run=LastRun("manual__2025-05-02T02:00:00+00:00", "success", NOW - dt.timedelta(hours=10),
                                        f"manual by {HOSTILE}", outcome=f"version 3 promoted {HOSTILE}"),
         decision=VersionDecision("3", "promoted", (HOSTILE, "beats the baseline"), "2025-05-02", "r", True),
