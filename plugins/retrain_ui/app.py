@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from retrain import fleet
-from retrain.fleet import AirflowFacts, ModelRow, SpecCatalog, SpecEntry
+from retrain.fleet import AirflowFacts, ModelRow, SpecCatalog
 from retrain.registry import ArtifactNotFound, Registry, is_plain_file_name
 from retrain_ui import MOUNT, pages
 from retrain_ui.facts import read_airflow_facts
@@ -89,14 +90,14 @@ class Fleet:
     """What one request sees: the visible rows, the registry's error (None: read fine) and the context."""
 
     rows: list[ModelRow]
-    entries: dict[str, SpecEntry]
     facts: AirflowFacts
     registry_error: str | None
     ctx: pages.PageContext
 
 
-def _short(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
+def error_line(error: BaseException) -> str:
+    """The error in one line for the page, without credentials a URL may carry (user:password@host)."""
+    text = re.sub(r"//[^/@\s]+@", "//***@", " ".join(str(error).split())) or type(error).__name__
     return text if len(text) <= 300 else text[:297] + "..."
 
 
@@ -138,7 +139,7 @@ def create_app(
             summaries = registry_factory().summaries(entry.name for entry in shown)
         except Exception as error:  # noqa: BLE001 - whatever MLflow raises, the page still lists the DAGs
             log.warning("fleet page: registry unreachable: %s", error)
-            registry_error = _short(error)
+            registry_error = error_line(error)
         root = request.scope.get("root_path", "")
         ctx = pages.PageContext(
             base=root,
@@ -150,7 +151,7 @@ def create_app(
             else None,
         )
         rows = fleet.build_rows(shown, facts, summaries)
-        return Fleet(rows, {e.name: e for e in shown}, facts, registry_error, ctx)
+        return Fleet(rows, facts, registry_error, ctx)
 
     def listing(request: Request, user: Any, sort: str, order: str, tag: str | None) -> tuple[Fleet, list[ModelRow]]:
         found = read_fleet(request, user)
@@ -207,7 +208,7 @@ def create_app(
             )  # fmt: skip
         except Exception as error:  # noqa: BLE001 - the summary above is still worth showing
             log.warning("fleet page: registry unreachable for %s: %s", name, error)
-            return Fleet(found.rows, found.entries, found.facts, _short(error), found.ctx), fleet.build_detail(row)
+            return Fleet(found.rows, found.facts, error_line(error), found.ctx), fleet.build_detail(row)
         return found, detail
 
     @app.get("/models/{name}", response_class=HTMLResponse)
@@ -257,7 +258,7 @@ def create_app(
             raise
         except Exception as error:  # noqa: BLE001 - MLflow down or failing: say so, do not crash
             log.warning("fleet page: cannot read %s/%s of %s v%s: %s", folder, file, name, version, error)
-            raise HTTPException(503, f"the model registry is unreachable: {_short(error)}") from None
+            raise HTTPException(503, f"the model registry is unreachable: {error_line(error)}") from None
         kind, inline = fleet.media_type(file)
         return Response(
             content,

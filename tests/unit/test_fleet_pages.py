@@ -170,3 +170,11 @@ def test_only_users_who_may_create_runs_get_the_trigger_and_rollback_links(auth)
     manager, user = auth
     assert may_trigger(manager, user("user"), "retrain_a") and may_trigger(manager, user("admin"), "retrain_a")
     assert not may_trigger(manager, user("viewer"), "retrain_a") and not may_trigger(manager, user(""), "retrain_a")
+
+
+def test_a_registry_error_shown_on_the_page_carries_no_credentials_and_fits_one_line():
+    from retrain_ui.app import error_line
+
+    error = ConnectionError("API request to https://ana:s3cret@mlflow.example:443/api/2.0/x failed\n  retries exceeded")
+    assert error_line(error) == "API request to https://***@mlflow.example:443/api/2.0/x failed retries exceeded"
+    assert len(error_line(ValueError("x" * 1000))) == 300
