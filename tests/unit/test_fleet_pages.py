@@ -175,6 +175,6 @@ def test_only_users_who_may_create_runs_get_the_trigger_and_rollback_links(auth)
 def test_a_registry_error_shown_on_the_page_carries_no_credentials_and_fits_one_line():
     from retrain_ui.app import error_line
 
-    error = ConnectionError("API request to https://ana:s3cret@mlflow.example:443/api/2.0/x failed\n  retries exceeded")
+    error = ConnectionError("API request to https://ana:<password>@mlflow.example:443/api/2.0/x failed\n  retries exceeded")
     assert error_line(error) == "API request to https://***@mlflow.example:443/api/2.0/x failed retries exceeded"
     assert len(error_line(ValueError("x" * 1000))) == 300
