@@ -34,10 +34,19 @@ def run_from_context(context: Any, spec: ModelSpec) -> Run:
         conf=getattr(dag_run, "conf", None) or {},
         interval_end=context.get("data_interval_end"),
         run_after=dag_run.run_after,
-        run_type=str(getattr(dag_run, "run_type", "manual") or "manual"),
+        run_type=run_type_of(dag_run),
         events=triggering_events(context),
         user=getattr(dag_run, "triggering_user_name", None),
     )
+
+
+def run_type_of(dag_run: Any) -> str:
+    """The run type as Airflow spells it ("scheduled", "asset_triggered", ...).
+
+    The Task SDK's DagRunType is a (str, Enum): `str()` of it gives "DagRunType.ASSET_TRIGGERED", so take its value.
+    """
+    run_type = getattr(dag_run, "run_type", None) or "manual"
+    return str(getattr(run_type, "value", run_type))
 
 
 def triggering_events(context: Any) -> list[AssetEvent]:
