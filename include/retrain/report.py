@@ -91,6 +91,7 @@ td,th{{border:1px solid #ccc;padding:.3em .6em}}.promote{{color:#1a7f37}}.declin
 <p>Challenger version {esc(str(summary["challenger_version"]))} vs champion version
 {esc(str(summary.get("champion_version") or "none"))} on the holdout of window {esc(summary["window"])};
 DAG run <code>{esc(summary["run_id"])}</code>, started by {esc(summary.get("trigger") or "?")}{" &middot; dry run" if summary.get("dry_run") else ""}.</p>
+{f'<p class="note"><strong>{esc(summary["note"])}</strong></p>' if summary.get("note") else ""}
 <h2>Reasons</h2><ul>{reasons}</ul>
 <h2>Metrics (same holdout)</h2><table><tr><th>metric</th><th>challenger</th><th>champion</th></tr>{rows}</table>
 <h2>History of {esc(summary["metric"])}</h2>{image}

@@ -198,6 +198,59 @@ class ScheduleSpec(_Frozen):
     retries: int = Field(default=2, ge=0, le=10)
     retry_delay_minutes: int = Field(default=5, ge=0)
     tags: tuple[str, ...] = ()
+    events: tuple[Literal["data", "monitoring"], ...] = Field(
+        default=(),
+        description="Asset events that also start a retraining: data (data_<name>), monitoring (retrain_request_<name>).",
+    )
+    ready_file: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A marker file an AssetWatcher waits for (then deletes) to emit an event on data_<name>.",
+    )
+
+
+class RowsSpec(_Frozen):
+    """Where rows are read from: a file or a folder of CSV/Parquet files, local or a URI."""
+
+    uri: str = Field(min_length=1, description="A file or folder of CSV/Parquet files; relative paths join RETRAIN_DATA_ROOT.")
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    timestamp_column: ColumnName = Field(default="", description="Empty: data.timestamp_column.")
+
+
+class ScoringSpec(_Frozen):
+    """`score_<name>`: the champion scores the rows of each day."""
+
+    input: RowsSpec
+    key_columns: tuple[ColumnName, ...] = Field(min_length=1, description="Columns that identify a row of a day.")
+    cron: str | None = Field(default="0 6 * * *", description="Besides every promotion; null: on promotions only.")
+
+
+class LabelsSpec(RowsSpec):
+    """Where the true labels land, how they join the predictions, and how late they come."""
+
+    label_column: ColumnName = Field(default="", description="Empty: the spec's target.")
+    key_columns: tuple[ColumnName, ...] = Field(default=(), description="Empty: scoring.key_columns, in that order.")
+    delay_days: int = Field(default=7, ge=0, le=365, description="Labels of day D are complete by D + delay_days.")
+
+
+class MonitorPolicySpec(_Frozen):
+    """When live quality asks for a retraining: `breaches` bad days among the last `days`, the latest among them."""
+
+    min_score: float | None = Field(default=None, description="Floor on the live metric.")
+    max_drop: float | None = Field(default=None, ge=0.0, description="Largest fall below the champion's evaluation score.")
+    breaches: int = Field(default=3, ge=1, le=365)
+    days: int = Field(default=5, ge=1, le=365)
+    min_labels: int = Field(default=100, ge=1, description="Fewer labelled rows on a day: not enough labels to judge it.")
+
+
+class MonitoringSpec(_Frozen):
+    """`monitor_<name>`: labels joined to the predictions, the live metric and the input drift per day."""
+
+    labels: LabelsSpec
+    metric: str = Field(default="", description="Empty: evaluation.metric; else one of evaluation.secondary_metrics.")
+    lookback_days: int = Field(default=14, ge=1, le=366, description="Days of predictions each run looks at.")
+    cron: str | None = "0 7 * * *"
+    policy: MonitorPolicySpec = MonitorPolicySpec()
 
 
 class ModelSpec(_Frozen):
@@ -214,6 +267,8 @@ class ModelSpec(_Frozen):
     drift: DriftSpec = DriftSpec()
     training: TrainingSpec = TrainingSpec()
     schedule: ScheduleSpec = ScheduleSpec()
+    scoring: ScoringSpec | None = None
+    monitoring: MonitoringSpec | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -224,7 +279,7 @@ class ModelSpec(_Frozen):
             if not evaluation.get("metric"):
                 evaluation["metric"] = DEFAULT_METRICS.get(document.get("task"), "")
                 document = {**document, "evaluation": evaluation}
-        return document
+        return loop_defaults(document)
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:
@@ -245,6 +300,7 @@ class ModelSpec(_Frozen):
             if problem:
                 loc = ("evaluation", "metric") if index == 0 else ("evaluation", "secondary_metrics", str(index - 1))
                 problems.append((loc, problem))
+        problems += loop_problems(self)
         if problems:
             raise ValidationError.from_exception_data(
                 "ModelSpec",
@@ -263,6 +319,81 @@ class ModelSpec(_Frozen):
     def input_columns(self) -> tuple[str, ...]:
         """Every column a run reads from the data: timestamp, features, target."""
         return (self.data.timestamp_column, *self.features.columns, self.target)
+
+
+def _section(document: dict, key: str) -> dict | None:
+    value = document.get(key)
+    return dict(value) if isinstance(value, dict) else None
+
+
+def loop_defaults(document: Any) -> Any:
+    """Fill what scoring and monitoring take from the rest of the spec when left empty: timestamp columns,
+    the label column, the join key and the live metric. Anything malformed is left for validation to name."""
+    if not isinstance(document, dict):
+        return document
+    data, evaluation = _section(document, "data") or {}, _section(document, "evaluation") or {}
+    scoring, monitoring = _section(document, "scoring"), _section(document, "monitoring")
+    if scoring is not None and (rows := _section(scoring, "input")) is not None:
+        if not rows.get("timestamp_column"):
+            rows["timestamp_column"] = data.get("timestamp_column")
+        document = {**document, "scoring": {**scoring, "input": rows}}
+    if monitoring is not None:
+        labels = _section(monitoring, "labels")
+        if labels is not None:
+            if not labels.get("timestamp_column"):
+                labels["timestamp_column"] = data.get("timestamp_column")
+            if not labels.get("label_column"):
+                labels["label_column"] = document.get("target")
+            if not labels.get("key_columns") and scoring is not None:
+                labels["key_columns"] = scoring.get("key_columns")
+            monitoring["labels"] = labels
+        if not monitoring.get("metric"):
+            monitoring["metric"] = evaluation.get("metric")
+        document = {**document, "monitoring": monitoring}
+    return document
+
+
+def loop_problems(spec: ModelSpec) -> list[tuple[tuple[str, ...], str]]:
+    """Rules of the scoring, monitoring and event-schedule sections, each on the field to change."""
+    problems: list[tuple[tuple[str, ...], str]] = []
+    if spec.schedule.ready_file and "data" not in spec.schedule.events:
+        problems.append((("schedule", "ready_file"), "a ready_file emits data events: add 'data' to schedule.events"))
+    if len(set(spec.schedule.events)) != len(spec.schedule.events):
+        problems.append((("schedule", "events"), f"listed twice: {list(spec.schedule.events)}"))
+    scoring, monitoring = spec.scoring, spec.monitoring
+    if scoring is not None:
+        keys = scoring.key_columns
+        if len(set(keys)) != len(keys):
+            problems.append((("scoring", "key_columns"), f"columns listed twice: {list(keys)}"))
+        if spec.target in keys:
+            problems.append((("scoring", "key_columns"), f"the target {spec.target!r} cannot be a key: rows to score have none"))
+    if monitoring is None:
+        return problems
+    if scoring is None:
+        problems.append((("monitoring",), "monitoring joins labels to stored predictions: add a scoring section"))
+    elif len(monitoring.labels.key_columns) != len(scoring.key_columns):
+        problems.append((
+            ("monitoring", "labels", "key_columns"),
+            f"{list(monitoring.labels.key_columns)} must name one label column per scoring key {list(scoring.key_columns)}",
+        ))  # fmt: skip
+    evaluated = (spec.evaluation.metric, *spec.evaluation.secondary_metrics)
+    if monitoring.metric not in evaluated:
+        problems.append((
+            ("monitoring", "metric"),
+            f"{monitoring.metric!r} must be one of the evaluation's metrics {list(evaluated)}: the champion's evaluation"
+            " score on it is what max_drop compares with",
+        ))  # fmt: skip
+    policy = monitoring.policy
+    if policy.min_score is None and policy.max_drop is None:
+        problems.append((("monitoring", "policy"), "give min_score (a floor), max_drop (against the champion), or both"))
+    if policy.breaches > policy.days:
+        problems.append((("monitoring", "policy", "breaches"), f"{policy.breaches} breaches cannot fit in {policy.days} days"))
+    if policy.days > monitoring.lookback_days:
+        problems.append((
+            ("monitoring", "policy", "days"),
+            f"the policy looks at {policy.days} days but each run reads {monitoring.lookback_days} (lookback_days)",
+        ))  # fmt: skip
+    return problems
 
 
 def allowed_estimator_prefixes() -> tuple[str, ...]:

@@ -62,6 +62,12 @@ class Tag(StrEnum):
     ROLLBACK_BY = "retrain.rollback_by", "who triggered the rollback"
     ROLLED_BACK_FROM_AT = "retrain.rolled_back_from_at", "when a rollback replaced the version as champion"
 
+    # Monitoring runs (written by `monitor_<name>` on its MLflow run in experiment monitor/<name>).
+    LIVE_METRIC = "retrain.live_metric", "on a monitoring run: the scikit-learn scorer its live_<metric> points hold"
+    MONITOR_DAY = "retrain.monitor_day", "on a monitoring run: the day it monitored (UTC, YYYY-MM-DD)"
+    MONITORED_VERSION = "retrain.monitored_version", "on a monitoring run: the champion version when it ran"
+    MONITORED_BY_RUN = "retrain.monitored_by_run", "on a monitoring run: the Airflow run of monitor_<name> that logged it"
+
     @classmethod
     def report(cls, name: str) -> str:
         """The tag that holds where report `name` (e.g. `evaluation_html`) was written."""

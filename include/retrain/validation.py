@@ -185,6 +185,37 @@ def suite_definitions(spec: ModelSpec, window: Window) -> list[ExpectationDef]:
     return [*default_suite(spec, window), *user, *files]
 
 
+def _about(definition: ExpectationDef, column: str) -> bool:
+    kwargs = definition.kwargs
+    return kwargs.get("column") == column or column in (kwargs.get("column_list") or ()) or column in (
+        kwargs.get("column_set") or ()
+    )
+
+
+def feature_suite(spec: ModelSpec, window: Window, keys: tuple[str, ...]) -> list[ExpectationDef]:
+    """The suite for rows to score: every expectation of the model's suite that is not about the target (they have
+    none), at least one row, and the key columns present, not null and unique together.
+
+    The rule on extra columns is left out: rows to score carry their keys, which the training data need not.
+    """
+    kept = [
+        d for d in suite_definitions(spec, window)
+        if not _about(d, spec.target) and d.type not in ("expect_table_row_count_to_be_between", "expect_table_columns_to_match_set")
+    ]  # fmt: skip
+    unique = (
+        ExpectationDef("expect_column_values_to_be_unique", {"column": keys[0]}, source="scoring.key_columns")
+        if len(keys) == 1
+        else ExpectationDef("expect_compound_columns_to_be_unique", {"column_list": list(keys)}, source="scoring.key_columns")
+    )
+    return [
+        ExpectationDef("expect_table_row_count_to_be_between", {"min_value": 1}, source="scoring"),
+        *[ExpectationDef("expect_column_to_exist", {"column": k}, source="scoring.key_columns") for k in keys],
+        *[ExpectationDef("expect_column_values_to_not_be_null", {"column": k}, source="scoring.key_columns") for k in keys],
+        unique,
+        *kept,
+    ]
+
+
 def _quiet_gx() -> None:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     for name in ("great_expectations", "great_expectations._docs_decorators"):
@@ -207,8 +238,11 @@ def _expectation(definition: ExpectationDef, index: int):
         raise SpecError(f"{definition.source}: invalid arguments for {definition.type}: {first}") from None
 
 
-def validate_frame(frame: pd.DataFrame, spec: ModelSpec, window: Window) -> ValidationOutcome:
-    definitions = suite_definitions(spec, window)
+def validate_frame(
+    frame: pd.DataFrame, spec: ModelSpec, window: Window, definitions: list[ExpectationDef] | None = None
+) -> ValidationOutcome:
+    """The suite's outcome on the frame: the model's suite for its window, or the `definitions` given."""
+    definitions = suite_definitions(spec, window) if definitions is None else definitions
     _quiet_gx()
     import great_expectations as gx
 

@@ -37,6 +37,7 @@ def run_from_context(context: Any, spec: ModelSpec) -> Run:
         run_type=run_type_of(dag_run),
         events=triggering_events(context),
         user=getattr(dag_run, "triggering_user_name", None),
+        dag_id=getattr(dag_run, "dag_id", None),
     )
 
 
@@ -71,10 +72,11 @@ def triggering_events(context: Any) -> list[AssetEvent]:
 
 def upstream_outputs(context: Any, spec: ModelSpec, step: Step) -> dict[type[StepOutput], StepOutput | None]:
     """The output of every step this one needs, read from its XCom (None when that task pushed nothing)."""
-    from retrain.pipeline import producer
+    from retrain.pipeline import pipeline_of, producer
 
     ti = context["ti"]
-    pulled = {kind: ti.xcom_pull(task_ids=producer(kind, spec).task_id) for kind in step.needs}
+    chain = pipeline_of(step)
+    pulled = {kind: ti.xcom_pull(task_ids=producer(kind, spec, chain).task_id) for kind in step.needs}
     return {kind: None if value is None else kind.from_xcom(value) for kind, value in pulled.items()}
 
 
@@ -137,10 +139,20 @@ class RetrainOperator(BaseOperator):
 
 
 class StepOperator(RetrainOperator):
-    """Runs one pipeline step's domain function (retrain.steps.*)."""
+    """Runs one pipeline step's domain function (retrain.steps.*); a step that emits an asset event gives the
+    event its output's payload."""
 
     ui_color = "#d9ead3"
 
     def execute(self, context: Any) -> dict[str, Any]:
         ctx = step_context(context, self.spec, self.step, self.log)
-        return run_step(context, lambda: self.step.function()(ctx))
+        return run_step(context, lambda: self.with_event_payload(context, self.step.function()(ctx)))
+
+    def with_event_payload(self, context: Any, output: StepOutput) -> StepOutput:
+        """Sets the payload of the event each outlet Asset gets when the task succeeds: `output.event_extra()`."""
+        payload = getattr(output, "event_extra", None)
+        if payload is not None and self.outlets:
+            extra = payload()
+            for outlet in self.outlets:
+                context["outlet_events"][outlet].extra = extra
+        return output

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from mlflow.tracking import MlflowClient
 
+    from retrain.registry.monitoring import DayPoint, LiveSeries
+
 CHAMPION_ALIAS = "champion"
 PREVIOUS_ALIAS = "previous"
 # Every run of the training job logs a sample of its training set here: the drift reference.
@@ -145,6 +147,19 @@ class Registry:
 
     def run_metrics(self, run_id: str) -> dict[str, float]:
         return dict(self._client.get_run(run_id).data.metrics)
+
+    def live_metric_series(self, model: str) -> LiveSeries | None:
+        """The model's live metric per day from its latest monitoring run, as plain values (None before the
+        first run): what a sparkline draws. Where it lives: retrain.registry.monitoring."""
+        from retrain.registry.monitoring import latest_live_series
+
+        return latest_live_series(self._client, model)
+
+    def log_monitoring(self, model: str, run_name: str, tags: Mapping[str, str], points: Iterable[DayPoint]) -> str:
+        """Logs one monitoring run (every day's figures, step = day) in experiment monitor/<model>; returns its id."""
+        from retrain.registry.monitoring import log_day_points
+
+        return log_day_points(self._client, model, run_name, tags, points)
 
     # Writes
 

@@ -15,6 +15,7 @@ from retrain.contracts import EvaluationResult, TrainingResult
 from retrain.errors import TrainingError
 from retrain.evaluation import compare
 from retrain.features import feature_matrix, read_partition
+from retrain.options import Trigger
 from retrain.pipeline import StepContext
 from retrain.policy import Decision as PolicyDecision
 from retrain.policy import decide
@@ -41,12 +42,14 @@ def run(ctx: StepContext) -> EvaluationResult:
     decision = decide(comparison, spec.promotion, force_promote=run_.options.force_promote)
     promote = decision.promote and not already_champion
     reports = upstream_reports(ctx.inputs.values())
+    note = outcome_note(run_.trigger, promote=promote, already_champion=already_champion, champion=champion_version)
     summary = {
         "model": spec.name,
         "challenger_version": version,
         "champion_version": champion_version,
         "run_id": run_.run_id,
         "trigger": run_.trigger.describe(),
+        "note": note,
         "mlflow_run_id": trained.run_id,
         "already_champion": already_champion,
         "promote": promote,
@@ -75,6 +78,8 @@ def run(ctx: StepContext) -> EvaluationResult:
         "%s %s version %s vs champion %s: %s. Run report: %s",
         verdict, spec.name, version, champion_version, "; ".join(decision.reasons), report_html,
     )  # fmt: skip
+    if note:
+        ctx.log.warning("%s", note)
     return EvaluationResult(
         model=spec.name,
         version=version,
@@ -89,6 +94,19 @@ def run(ctx: StepContext) -> EvaluationResult:
         metric=spec.evaluation.metric,
         reports=reports,
     )
+
+
+def outcome_note(trigger: Trigger, *, promote: bool, already_champion: bool, champion: str | None) -> str:
+    """What a run started by the monitor or by new data achieved, in words ('' for other runs, and when promoted)."""
+    if promote or already_champion or trigger.kind not in ("monitoring", "data"):
+        return ""
+    why = "the monitor asked for it" if trigger.kind == "monitoring" else "new data arrived"
+    verdict = (
+        f"does not beat champion v{champion} on the new holdout, so the champion stays"
+        if champion
+        else "does not pass the policy's floor and baseline"
+    )
+    return f"Retraining did not help: {why} ({trigger.reason or 'no reason given'}), but the new version {verdict}."
 
 
 def trained_from_registry(ctx: StepContext) -> TrainingResult:

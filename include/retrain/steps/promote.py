@@ -39,4 +39,4 @@ def run(ctx: StepContext) -> PromotionResult:
         "PROMOTED %s version %s to '%s' (previous: %s)%s. Reasons: %s",
         spec.name, version, CHAMPION_ALIAS, after[PREVIOUS_ALIAS], " [forced]" if evaluation.forced else "", reasons,
     )  # fmt: skip
-    return PromotionResult(model=spec.name, version=version, aliases=after)
+    return PromotionResult(model=spec.name, version=version, aliases=after, window_end=evaluation.window_end)
