@@ -60,6 +60,6 @@ if [[ $stack == 1 ]] && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/nu
   apt_install postgresql "scripts/stack.sh cannot start"
 fi
 
-if [[ ! -f include/data/demo/events_2025-08.parquet ]]; then
-  .venv/bin/python -m retrain.demo_data include/data/demo
+if [[ ! -f include/data/demo/events_2025-08.parquet || ! -f include/data/demo_labels/labels_2025-08-31.parquet ]]; then
+  .venv/bin/python -m retrain.demo_data include/data/demo --scoring include/data/demo_scoring --labels include/data/demo_labels
 fi

@@ -21,6 +21,8 @@ from retrain.pipeline import task_ids
 REPO = Path(__file__).resolve().parents[2]
 
 DEMO_DATA = REPO / "include" / "data" / "demo"
+DEMO_SCORING = REPO / "include" / "data" / "demo_scoring"
+DEMO_LABELS = REPO / "include" / "data" / "demo_labels"
 DEMO_SPEC = REPO / "include" / "models" / "churn.yaml"
 BIN = Path(sys.executable).parent
 
@@ -132,8 +134,12 @@ def write_spec(directory: Path, name: str | None = None, **overrides) -> Path:
 
 
 def ensure_demo_data() -> None:
-    if not (DEMO_DATA / "events_2025-08.parquet").exists():
-        subprocess.run([sys.executable, "-m", "retrain.demo_data", str(DEMO_DATA)], check=True)
+    if not (DEMO_DATA / "events_2025-08.parquet").exists() or not (DEMO_LABELS / "labels_2025-08-31.parquet").exists():
+        subprocess.run(
+            [sys.executable, "-m", "retrain.demo_data", str(DEMO_DATA), "--scoring", str(DEMO_SCORING),
+             "--labels", str(DEMO_LABELS)],
+            check=True,
+        )  # fmt: skip
 
 
 def copy_demo_data(target: Path) -> Path:
