@@ -111,14 +111,23 @@ def artifacts(name: str) -> Path:
 _counter = iter(range(1, 10_000))
 
 
-def write_spec(directory: Path, name: str | None = None, **overrides) -> Path:
+def write_spec(directory: Path, name: str | None = None, *, loop: bool = False, **overrides) -> Path:
     """The demo spec under a fresh name (so each test has its own registered model), with overrides.
 
-    Overrides are dotted paths: write_spec(d, **{"drift.retrain": "on_drift"}).
+    Overrides are dotted paths: write_spec(d, **{"drift.retrain": "on_drift"}). Without `loop`, the spec keeps
+    the retraining DAG alone, on its cron (no scoring, no monitoring, no asset events), as before those existed;
+    with it, scoring reads the demo's rows to score and monitoring reads labels from `<directory>/labels/<name>`.
     """
     document = yaml.safe_load(DEMO_SPEC.read_text())
     document["name"] = name or f"churn_it{os.getpid()}_{next(_counter)}"
     document["data"]["uri"] = str(DEMO_DATA)
+    if loop:
+        document["scoring"]["input"]["uri"] = str(DEMO_SCORING)
+        document["monitoring"]["labels"]["uri"] = str(directory / "labels" / document["name"])
+    else:
+        for section in ("scoring", "monitoring"):
+            document.pop(section)
+        document["schedule"].pop("events")
     # dag.test() waits out retry delays: a failing task must fail the run at once.
     document["schedule"]["retries"] = 0
     document["evaluation"]["bootstrap"]["resamples"] = 50
