@@ -167,15 +167,18 @@ def specs_dir(directory: Path):
         os.environ["RETRAIN_SPECS_DIR"] = previous
 
 
-def run_dag(spec_path: Path, end_date: dt.date, before_task: dict | None = None, **conf):
-    """Run the spec's retraining DAG with dag.test() and return {task_id: state} and the DagRun.
+def run_dag(spec_path: Path, end_date: dt.date, before_task: dict | None = None, pipeline: str = "retrain", **conf):
+    """Run one of the spec's DAGs (default: retraining) with dag.test() and return {task_id: state} and the DagRun.
 
-    before_task maps a task id to a callable run right before that task executes (fault injection).
+    before_task maps a task id to a callable run right before that task executes (fault injection). The
+    scoring and monitoring DAGs take their day from conf `date`; `end_date` is then only the run's logical date.
     """
+    from retrain.pipeline import dag_id_of
     from retrain.spec import load_spec
-    from retrain_operators.dag_factory import build_retrain_dag
+    from retrain_operators.dag_factory import build_model_dags
 
-    dag = build_retrain_dag(load_spec(spec_path), spec_path)
+    spec = load_spec(spec_path)
+    (dag,) = [d for d in build_model_dags(spec, spec_path) if d.dag_id == dag_id_of(spec.name, pipeline)]
     for task_id, hook in (before_task or {}).items():
         dag.get_task(task_id)._pre_execute_hook = hook
     logical = dt.datetime.combine(end_date, dt.time(), tzinfo=dt.UTC)
