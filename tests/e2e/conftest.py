@@ -26,6 +26,8 @@ BROKEN_MODEL = "e2e_broken"
 BACKFILL_MODEL = "e2e_backfill"
 POOL_MODELS = ("e2e_pool_a", "e2e_pool_b")
 NIGHTS_MODEL = "e2e_nights"
+LOOP_MODEL = "e2e_loop"  # retrain, score and monitor on asset events
+DATA_MODEL = "e2e_data"  # retrains on data events: REST, and an AssetWatcher's ready file
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
 TERMINAL = {"success", "failed"}
 
@@ -147,6 +149,22 @@ def stack():
     write_spec(specs, NIGHTS_MODEL, **{"schedule.cron": None})  # two nights of one model triggered together
     # Nightly, for the backfill test; stays paused until that test unpauses it.
     write_spec(specs, BACKFILL_MODEL, **{"schedule.cron": "0 2 * * *", "schedule.start_date": "2025-04-01"})
+    # The loop (tests/e2e/test_loop.py): no cron anywhere, so every run comes from an asset event or a test. Small
+    # and quick: two weeks of data, no bootstrap; only the first model is promoted (later ones show "did not help");
+    # labels are judged the day they land, one day at a time.
+    write_spec(specs, LOOP_MODEL, loop=True, **{
+        "schedule.cron": None, "scoring.cron": None, "monitoring.cron": None,
+        "data.lookback_days": 14, "data.holdout_days": 3, "validation.min_rows": 100,
+        "evaluation.bootstrap.resamples": 0, "promotion.min_improvement": 1.0,
+        "monitoring.labels.delay_days": 0, "monitoring.lookback_days": 5,
+        "monitoring.policy": {"max_drop": 0.3, "breaches": 1, "days": 1, "min_labels": 50},
+    })  # fmt: skip
+    # Retrains on data events (REST, or a ready file's AssetWatcher); its data fail validation at once: that each
+    # event starts exactly one retraining run is what is tested, cheaply (the loop's model retrains in full).
+    write_spec(specs, DATA_MODEL, **{
+        "schedule.cron": None, "schedule.events": ["data"], "schedule.ready_file": str(root / "watch" / "_READY"),
+        "data.uri": str(root / "broken"), "data.lookback_days": 28,
+    })  # fmt: skip
     env = {
         **os.environ,
         "STACK_DIR": str(root),

@@ -79,6 +79,12 @@ def test_the_rows_of_a_day_are_read_and_a_day_without_rows_is_a_clear_error(spec
         read_day_rows(spec, dt.date(2025, 6, 5))
 
 
+def test_a_file_of_rows_without_the_key_or_a_feature_is_named(spec):
+    land(spec, rows().drop(columns=["customer_id", "plan"]), "export.parquet")
+    with pytest.raises(DataError, match=r"export.parquet: missing column\(s\) \['customer_id', 'plan'\]"):
+        read_day_rows(spec, DAY)
+
+
 def test_the_feature_suite_has_no_target_rule_and_checks_the_keys(spec):
     view = rows_view(spec, spec.scoring.input)
     suite = feature_suite(view, day_window(DAY), ("customer_id",))
