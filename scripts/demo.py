@@ -212,7 +212,8 @@ def show_retraining(facts: dict, log_hint: str = "") -> None:
             f" (max PSI {drift['max_psi']:.3f})")  # fmt: skip
     if evaluation:
         verdict = "PROMOTE" if evaluation["promote"] else "DECLINE"
-        say(f"   decision: {verdict} v{evaluation['version']} (champion at evaluation: v{evaluation['champion_version']})")
+        champion = evaluation["champion_version"]
+        say(f"   decision: {verdict} v{evaluation['version']} (champion at evaluation: {f'v{champion}' if champion else 'none'})")
         for reason in evaluation["reasons"]:
             say(f"     - {reason}")
         for line in report_lines(evaluation["reports"]):
@@ -341,8 +342,10 @@ def main() -> None:
 
     series = Registry().live_metric_series(MODEL)
     if series is not None:
-        say(f"   {series.metric} by day (run {series.mlflow_run_id}, champion v{series.champion_version} at"
-            f" {series.champion_score}): " + ", ".join(f"{p.day:%m-%d} {p.value:+.3f}" for p in series.points))  # fmt: skip
+        reference = "none" if series.champion_score is None else f"{series.champion_score:+.3f}"
+        say(f"   {series.metric} by day (MLflow run {series.mlflow_run_id}; champion then v{series.champion_version},"
+            f" evaluation score {reference}):")  # fmt: skip
+        say("   " + ", ".join(f"{p.day:%m-%d} {p.value:+.3f}" for p in series.points))
 
 
 if __name__ == "__main__":
