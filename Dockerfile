@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1.7
-# Two images from one file, both from requirements.txt (the list the local set-up installs):
-#   docker build --target airflow  -t retrain-airflow:0.1.0  .   # scheduler, workers, API server, DAG processor
-#   docker build --target training -t retrain-training:0.1.0 .   # what KubernetesTrainOperator's pods run
+# Two images from one file, both from requirements.txt (the list the local set-up installs), both told the
+# commit they are built from (the images have no .git; every model version records it as its code version):
+#   docker build --build-arg RETRAIN_CODE_VERSION=$(git rev-parse HEAD) --target airflow  -t retrain-airflow:0.1.0  .
+#   docker build --build-arg RETRAIN_CODE_VERSION=$(git rev-parse HEAD) --target training -t retrain-training:0.1.0 .
 # The training image derives from the Airflow image on purpose: the pod and the worker then resolve
 # the very same library versions, so features fitted in a pod score identically on a worker.
 ARG AIRFLOW_IMAGE=apache/airflow:3.3.2-python3.11
@@ -29,6 +30,12 @@ ENV RETRAIN_SPECS_DIR=/opt/airflow/include/models \
     RETRAIN_ARTIFACTS_ROOT=/opt/airflow/retrain-artifacts \
     RETRAIN_TRAINING_BACKEND=kubernetes \
     PYTHONPATH=/opt/airflow/plugins
+# Last, so a new commit rebuilds only this layer. An image that cannot say which code it runs is refused:
+# retrain.train.code_version() would otherwise record the package version (0.1.0) on every model.
+ARG RETRAIN_CODE_VERSION
+RUN test -n "${RETRAIN_CODE_VERSION}" \
+    || { echo "pass --build-arg RETRAIN_CODE_VERSION=\$(git rev-parse HEAD)" >&2; exit 1; }
+ENV RETRAIN_CODE_VERSION=${RETRAIN_CODE_VERSION}
 
 FROM airflow AS training
 # The pod runs `python -m retrain.train ...` (cmds/arguments come from the operator); no Airflow

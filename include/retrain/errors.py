@@ -57,7 +57,16 @@ class RegistryError(RetrainError):
 
 
 class PromotionConflictError(RegistryError):
-    """The champion alias moved between evaluation and promotion."""
+    """The champion alias moved between evaluation and promotion (or approval): a retry compares against the
+    same evaluation and cannot succeed; rerun the DAG."""
+
+    retryable = False
+
+
+class ApprovalMissingError(RetrainError):
+    """The spec asks a person before promoting and no approval is recorded for the version."""
+
+    retryable = False
 
 
 class RollbackRefusedError(RegistryError):

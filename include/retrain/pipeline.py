@@ -10,6 +10,7 @@ Cheap to import: no pandas, scikit-learn, MLflow or Great Expectations at module
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import logging
@@ -23,6 +24,7 @@ from retrain.contracts import (
     EvaluationResult,
     FeaturesResult,
     PromotionResult,
+    ReviewResult,
     StepOutput,
     TrainingResult,
     ValidationResult,
@@ -46,8 +48,10 @@ class Step:
     """One task of the retraining DAG.
 
     kind: "step" runs `run` in the generic step operator; "train" is the training job (a local process
-    or a pod, chosen by the deployment). pool: the Airflow pool the task runs in. emits_model: the task
-    updates the model's Asset when it succeeds.
+    or a pod, chosen by the deployment); "approval" asks a person (Airflow's ApprovalOperator), `run`
+    being the domain function that prepares the request. pool: the Airflow pool the task runs in.
+    emits_model: the task updates the model's Asset when it succeeds. reads_data: the task reads the
+    spec's data source itself (its lineage input).
     """
 
     task_id: str
@@ -55,9 +59,10 @@ class Step:
     output: type[StepOutput]
     run: str | None = None
     needs: tuple[type[StepOutput], ...] = ()
-    kind: Literal["step", "train"] = "step"
+    kind: Literal["step", "train", "approval"] = "step"
     pool: str | None = None
     emits_model: bool = False
+    reads_data: bool = False
 
     def function(self) -> Callable[[StepContext], StepOutput]:
         """The domain function that does this step's work."""
@@ -71,18 +76,21 @@ RETRAIN: tuple[Step, ...] = (
         "Great Expectations on the data window; a failed expectation stops the run with a report",
         ValidationResult,
         run="retrain.steps.validate:run",
+        reads_data=True,
     ),
     Step(
         "check_drift",
         "PSI and KS / chi-square against the champion's training data; `retrain: on_drift` skips a quiet night",
         DriftResult,
         run="retrain.steps.drift:run",
+        reads_data=True,
     ),
     Step(
         "build_features",
         "the window's training and holdout sets as a Parquet partition per end date, atomically",
         FeaturesResult,
         run="retrain.steps.features:run",
+        reads_data=True,
     ),
     Step(
         "train",
@@ -111,9 +119,31 @@ RETRAIN: tuple[Step, ...] = (
 )
 
 
+# Only in the DAGs of specs whose promotion.approval asks for a person (retrain.approval decides per run
+# whether to ask, pass or skip); `promote` then also reads its answer.
+APPROVAL = Step(
+    "approve_promotion",
+    "a person approves or rejects the promotion the policy allowed (Airflow's required actions); no answer in time"
+    " is a rejection; skipped when the policy declined",
+    ReviewResult,
+    run="retrain.approval:prepare",
+    needs=(EvaluationResult,),
+    kind="approval",
+)
+
+
 def steps(spec: ModelSpec | None = None) -> tuple[Step, ...]:
-    """The steps of a model's retraining DAG, in order."""
-    return RETRAIN
+    """The steps of a model's retraining DAG, in order: with an approval gate before `promote` when the
+    spec's promotion.approval is not "never"."""
+    if spec is None or spec.promotion.approval == "never":
+        return RETRAIN
+    *before, promote = RETRAIN
+    return (*before, APPROVAL, dataclasses.replace(promote, needs=(*promote.needs, ReviewResult)))
+
+
+def has_approval(spec: ModelSpec) -> bool:
+    """True when the spec's DAG asks a person before promoting (the approval gate is one of its steps)."""
+    return any(step.kind == "approval" for step in steps(spec))
 
 
 def task_ids(spec: ModelSpec | None = None) -> list[str]:

@@ -6,6 +6,7 @@ import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from retrain.window import Window
@@ -58,3 +59,22 @@ def report_dir(model_name: str, window: Window, run_id: str) -> Path:
 def run_slug(run_id: str) -> str:
     """A run id as one folder name: only [A-Za-z0-9_.-], no leading dot (so never `..`), at most 200 characters."""
     return re.sub(r"^\.|[^A-Za-z0-9_.-]+", "_", run_id)[:200] or "_"
+
+
+def redact_uri(uri: str) -> str:
+    """A URI as it may be shown or recorded: without credentials (user:password@), query or fragment (which
+    can carry tokens)."""
+    parts = urlsplit(uri)
+    if not parts.scheme or not parts.netloc:
+        return uri.split("?", 1)[0].split("#", 1)[0]
+    host = parts.netloc.rpartition("@")[2]  # host[:port] as written, credentials dropped
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def mlflow_ui_url(tracking_uri: str | None = None) -> str | None:
+    """Where a person opens MLflow: RETRAIN_MLFLOW_UI_URL, else the tracking URI when it is a web address
+    (workers and browsers may see MLflow at different addresses); None when there is no such address."""
+    uri = os.environ.get("RETRAIN_MLFLOW_UI_URL") or tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or ""
+    if urlsplit(uri).scheme not in ("http", "https"):
+        return None
+    return redact_uri(uri).rstrip("/")

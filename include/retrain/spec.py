@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,6 +23,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -150,6 +152,10 @@ class EvaluationSpec(_Frozen):
         return value
 
 
+# Who may answer an approval request: an auth manager user id (the simple auth manager's user name).
+ApproverId = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
 class PromotionSpec(_Frozen):
     min_improvement: float = Field(default=0.0, ge=0.0, description="Challenger must beat champion by this much.")
     min_score: float | None = Field(default=None, description="Absolute floor on the primary metric.")
@@ -158,6 +164,33 @@ class PromotionSpec(_Frozen):
         default=False, description="Require the bootstrap lower bound of the improvement to exceed min_improvement."
     )
     require_beats_baseline: bool = True
+    approval: Literal["never", "always", "when_forced", "first_version"] = Field(
+        default="never",
+        description="When a person must approve a promotion the policy allowed: never, always, only a forced one,"
+        " or only the model's first champion.",
+    )
+    approvers: tuple[ApproverId, ...] = Field(
+        default=(), description="User ids allowed to answer (empty: anyone the auth manager lets answer)."
+    )
+    approval_timeout_minutes: float = Field(
+        default=3 * 24 * 60, gt=0, le=30 * 24 * 60, description="No answer by then is a rejection."
+    )
+
+    @field_validator("approvers")
+    @classmethod
+    def _known_approvers(cls, approvers: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        """Each approver must be a user the auth manager knows, when the caller can list them (parse time)."""
+        duplicates = sorted({a for a in approvers if approvers.count(a) > 1})
+        if duplicates:
+            raise ValueError(f"approvers listed twice: {duplicates}")
+        known = (info.context or {}).get("known_users")
+        unknown = [a for a in approvers if known is not None and a not in known]
+        if unknown:
+            raise ValueError(
+                f"unknown assigned user(s) {unknown}: not a user of the auth manager"
+                " ([core] simple_auth_manager_users); nobody could answer the approval"
+            )
+        return approvers
 
 
 class ExpectationSpec(_Frozen):
@@ -253,6 +286,9 @@ class ScheduleSpec(_Frozen):
 class ModelSpec(_Frozen):
     name: str = Field(pattern=NAME_PATTERN, description="DAG id retrain_<name>; registered model <name>.")
     description: str = ""
+    intended_use: str = Field(
+        default="", max_length=4000, description="Intended use and known limits: shown on every version's model card."
+    )
     data: DataSpec
     target: ColumnName
     task: Literal["classification", "regression"]
@@ -286,6 +322,10 @@ class ModelSpec(_Frozen):
         if self.data.timestamp_column in features or self.data.timestamp_column == self.target:
             problems.append(
                 (("data", "timestamp_column"), f"{self.data.timestamp_column!r} cannot be the target or a feature")
+            )
+        if self.promotion.approvers and self.promotion.approval == "never":
+            problems.append(
+                (("promotion", "approvers"), "approvers are listed but promotion.approval is 'never': nobody is asked")
             )
         unknown_slices = sorted(set(self.evaluation.slices) - set(self.features.categorical))
         if unknown_slices:
@@ -374,16 +414,18 @@ def _format_validation_error(source: str, error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def parse_spec(document: Any, source: str = "<spec>") -> ModelSpec:
+def parse_spec(document: Any, source: str = "<spec>", known_users: Collection[str] | None = None) -> ModelSpec:
+    """The spec from a parsed document. `known_users`: the user ids the auth manager knows, when the caller
+    can list them (the DAG processor can for the simple auth manager); each approver must be one of them."""
     if not isinstance(document, dict):
         raise SpecError(f"{source}: a model spec must be a YAML mapping, got {type(document).__name__}")
     try:
-        return ModelSpec.model_validate(document)
+        return ModelSpec.model_validate(document, context={"known_users": known_users})
     except ValidationError as error:
         raise SpecError(_format_validation_error(source, error)) from None
 
 
-def load_spec(path: str | os.PathLike[str]) -> ModelSpec:
+def load_spec(path: str | os.PathLike[str], known_users: Collection[str] | None = None) -> ModelSpec:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -395,7 +437,7 @@ def load_spec(path: str | os.PathLike[str]) -> ModelSpec:
         document = yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 - CSafeLoader/SafeLoader only
     except yaml.YAMLError as error:
         raise SpecError(f"{path}: not valid YAML: {error}") from None
-    spec = parse_spec(document, source=str(path))
+    spec = parse_spec(document, source=str(path), known_users=known_users)
     if path.stem != spec.name:
         raise SpecError(f"{path}: field 'name' is {spec.name!r} but the file is named {path.name!r}; they must match")
     return spec

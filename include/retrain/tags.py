@@ -63,10 +63,32 @@ class Tag(StrEnum):
     ROLLBACK_BY = "retrain.rollback_by", "who triggered the rollback"
     ROLLED_BACK_FROM_AT = "retrain.rolled_back_from_at", "when a rollback replaced the version as champion"
 
+    # The human review (written by `approve_promotion` when the spec's promotion.approval asks for one).
+    REVIEW_REQUESTED_AT = "retrain.review_requested_at", "when approve_promotion asked a person to review the version"
+    REVIEW_ANSWER = (
+        "retrain.review_answer",
+        "the answer to the approval request: approve, reject, or timeout (no answer in time, a rejection)",
+    )
+    REVIEWED_BY = "retrain.reviewed_by", "who answered the approval request (user id); empty after a timeout"
+    REVIEWED_AT = "retrain.reviewed_at", "when the approval request was answered or timed out (UTC, ISO 8601)"
+    REVIEW_COMMENT = "retrain.review_comment", "the reviewer's comment, as written"
+
+    # On the registered model (not a version): the champion's history.
+    CHAMPION_HISTORY = (
+        "retrain.champion_history.",
+        "prefix, on the registered model: one entry per move of champion and previous (JSON: at, from_version,"
+        " to_version, kind, reason, by, run_id, state)",
+    )
+
     @classmethod
     def report(cls, name: str) -> str:
         """The tag that holds where report `name` (e.g. `evaluation_html`) was written."""
         return f"{cls.REPORT}{name}"
+
+    @classmethod
+    def history_entry(cls, key: str) -> str:
+        """The registered-model tag that holds the champion history entry `key`."""
+        return f"{cls.CHAMPION_HISTORY}{key}"
 
 
 class Decision(StrEnum):
@@ -74,7 +96,9 @@ class Decision(StrEnum):
 
     PENDING = "pending_evaluation"  # trained, not evaluated yet (or evaluation failed)
     DECLINED = "declined"  # the policy said no
-    APPROVED = "approved"  # the policy said yes; `promote` moves the alias next
+    APPROVED = "approved"  # the policy said yes (and the reviewer, when asked); `promote` moves the alias next
+    AWAITING_REVIEW = "awaiting_review"  # the policy said yes; a person is asked to approve
+    DECLINED_BY_REVIEWER = "declined_by_reviewer"  # the reviewer rejected it, or nobody answered in time
     DRY_RUN = "dry_run_would_promote"  # the policy said yes in a dry run: no alias moves
     CHAMPION = "champion"  # evaluated while already champion (a rerun of its own night)
     PROMOTED = "promoted"  # `promote` made it champion

@@ -38,26 +38,47 @@ TERMINATION_LOG = Path("/dev/termination-log")
 TRUSTED_TYPE_PREFIXES = ("sklearn.", "numpy.", "builtins.")
 
 
-def code_version() -> str:
-    """The git SHA when running from a checkout (or RETRAIN_CODE_VERSION), else the package version."""
+def code_version(root: Path | None = None) -> str:
+    """The git commit of the checkout at `root` (default: this project), RETRAIN_CODE_VERSION when set (the
+    images have no .git: their build sets it), else the package version."""
     explicit = os.environ.get("RETRAIN_CODE_VERSION")
     if explicit:
         return explicit
-    head = Path(__file__).resolve().parents[2] / ".git" / "HEAD"
     try:
-        ref = head.read_text().strip()
-        if ref.startswith("ref: "):
-            ref_path = head.parent / ref[5:]
-            if ref_path.exists():
-                return ref_path.read_text().strip()
-            packed = head.parent / "packed-refs"
-            for line in packed.read_text().splitlines() if packed.exists() else []:
-                if line.endswith(" " + ref[5:]):
-                    return line.split()[0]
-            return __version__
-        return ref
-    except OSError:
+        return git_head(root or Path(__file__).resolve().parents[2]) or __version__
+    except (OSError, UnicodeDecodeError):
         return __version__
+
+
+def git_head(root: Path) -> str | None:
+    """The commit HEAD points at in the checkout at `root`, read from the files (no git binary needed).
+
+    `.git` is a folder in a clone and a file (`gitdir: <path>`) in a git worktree or a submodule; refs then
+    live in the worktree's own git dir or in the common one it names (`commondir`), loose or packed.
+    """
+    dot_git = root / ".git"
+    if dot_git.is_file():
+        pointer = dot_git.read_text().strip()
+        if not pointer.startswith("gitdir:"):
+            return None
+        git_dir = (root / pointer.removeprefix("gitdir:").strip()).resolve()
+    else:
+        git_dir = dot_git
+    head = (git_dir / "HEAD").read_text().strip()
+    if not head.startswith("ref: "):
+        return head or None  # detached HEAD: the commit itself
+    ref = head.removeprefix("ref: ")
+    common = git_dir / "commondir"
+    common_dir = (git_dir / common.read_text().strip()).resolve() if common.is_file() else git_dir
+    for folder in dict.fromkeys([git_dir, common_dir]):
+        loose = folder / ref
+        if loose.is_file():
+            return loose.read_text().strip()
+    packed = common_dir / "packed-refs"
+    for line in packed.read_text().splitlines() if packed.is_file() else []:
+        if line.endswith(" " + ref):
+            return line.split()[0]
+    return None
 
 
 def params_hash(params: dict) -> str:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from retrain_operators.lineage import ReportsLineage
+
 if TYPE_CHECKING:
     from retrain.contracts import StepOutput
     from retrain.options import AssetEvent, Run
@@ -128,11 +130,14 @@ class RetrainOperator(BaseOperator):
         self.step = step
 
 
-class StepOperator(RetrainOperator):
+class StepOperator(ReportsLineage, RetrainOperator):
     """Runs one pipeline step's domain function (retrain.steps.*)."""
 
     ui_color = "#d9ead3"
 
     def execute(self, context: Any) -> dict[str, Any]:
         ctx = step_context(context, self.spec, self.step, self.log)
-        return run_step(context, lambda: self.step.function()(ctx))
+        self.keep_lineage(ctx.run, ctx.inputs)
+        result = run_step(context, lambda: self.step.function()(ctx))
+        self.keep_result(result)
+        return result

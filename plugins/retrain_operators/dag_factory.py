@@ -80,6 +80,10 @@ def _task(spec: ModelSpec, step: Step, backend: str) -> BaseOperator:
         from retrain_operators.local_train import LocalTrainOperator
 
         return LocalTrainOperator(spec=spec, step=step, **kwargs)
+    if step.kind == "approval":
+        from retrain_operators.approval import PromotionApprovalOperator
+
+        return PromotionApprovalOperator(spec=spec, step=step, **kwargs)
     from retrain_operators.base import StepOperator
 
     return StepOperator(spec=spec, step=step, **kwargs)

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from retrain_operators.base import RetrainOperator, run_from_context, run_step
+from retrain_operators.lineage import ReportsLineage
 
 LAST_LINES = 30
 
 
-class LocalTrainOperator(RetrainOperator):
+class LocalTrainOperator(ReportsLineage, RetrainOperator):
     """Runs `python -m retrain.train ...` locally, streams its log, enforces the timeout, reads its result.
 
     A non-zero exit, a timeout or a missing result file fails the task with the job's last log lines.
@@ -28,7 +29,9 @@ class LocalTrainOperator(RetrainOperator):
     ui_color = "#d9ead3"
 
     def execute(self, context: Any) -> dict:
-        return run_step(context, lambda: self._train(context))
+        result = run_step(context, lambda: self._train(context))
+        self.keep_result(result)
+        return result
 
     def _train(self, context: Any):
         from retrain.contracts import TrainingResult
@@ -38,6 +41,7 @@ class LocalTrainOperator(RetrainOperator):
         from retrain_operators.hooks import MlflowHook
 
         run = run_from_context(context, self.spec)
+        self.keep_lineage(run, {})
         timeout_s = self.spec.training.timeout_minutes * 60
         with tempfile.TemporaryDirectory(prefix="retrain-xcom-") as tmp:
             result_path = Path(tmp) / "return.json"

@@ -17,6 +17,7 @@ from kubernetes.client import models as k8s
 from retrain.invocation import DEFAULT_RESULT_PATH, TRAIN_MODULE, training_invocation
 from retrain.settings import artifacts_root, features_dir
 from retrain_operators.base import run_from_context
+from retrain_operators.lineage import ReportsLineage
 
 if TYPE_CHECKING:
     from retrain.pipeline import Step
@@ -56,7 +57,7 @@ def pod_security_context() -> k8s.V1PodSecurityContext:
     )
 
 
-class KubernetesTrainOperator(KubernetesPodOperator):
+class KubernetesTrainOperator(ReportsLineage, KubernetesPodOperator):
     """Trains one model version in a pod built from the spec's `training` section."""
 
     ui_color = "#d9d2e9"
@@ -122,6 +123,7 @@ class KubernetesTrainOperator(KubernetesPodOperator):
     def prepare(self, context: Any) -> None:
         """Sets the run-specific arguments, environment and labels (they need the run's context)."""
         run = run_from_context(context, self.spec)
+        self.keep_lineage(run, {})
         invocation = training_invocation(
             self.spec, run, task_id=self.task_id, features_dir=str(features_dir(self.spec.name, run.window)),
             result_path=DEFAULT_RESULT_PATH,
@@ -138,4 +140,6 @@ class KubernetesTrainOperator(KubernetesPodOperator):
 
     def execute(self, context: Any):
         self.prepare(context)
-        return super().execute(context)
+        result = super().execute(context)
+        self.keep_result(result if isinstance(result, dict) else None)
+        return result

@@ -1,0 +1,41 @@
+"""Markdown built from untrusted values: every value escaped, so a spec or a data value shows as the text it is.
+
+Airflow's required-actions page and MLflow's version description render Markdown (GitHub flavour). A model
+description like `[click](https://evil.example)` or `<img src=x onerror=...>`, a category named `**x**` or a
+comment with a `|` must not become a link, an image, markup or a broken table.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+# CommonMark lets a backslash escape any ASCII punctuation character, and then shows it as itself.
+_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+# One line: a newline would end a table row or start a block (a heading, a list, a fence).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+
+
+def escape(value: Any, limit: int = 2000) -> str:
+    """`value` as Markdown text showing exactly its characters (on one line, at most `limit` characters)."""
+    text = "" if value is None else str(value)
+    text = _CONTROL.sub(" ", text).strip()
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return _PUNCTUATION.sub(r"\\\1", text)
+
+
+def number(value: Any, digits: int = 4) -> str:
+    """A metric for a table: fixed digits, or a dash when missing or not finite (never text from the data)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return "—"
+    return f"{value:.{digits}f}"
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """A GFM table; cells must already be escaped (or be numbers from `number`)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
