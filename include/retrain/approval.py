@@ -154,8 +154,8 @@ def evidence(card: Mapping[str, Any], *, reason: str, deadline: dt.datetime) -> 
         f"- **Champion now**: {'version ' + e(champion_version) if champion_version else 'none (this would be the first)'}",
         f"- **Data**: {e(data['source'], 300)}, window {e(data['window']['start'][:10])} to {e(data['window']['end'][:10])},"
         f" {e(data['rows']['train'])} training and {e(data['rows']['holdout'])} holdout rows,"
-        f" input hash `{e(str(data['hashes']['input'])[:16])}`",
-        f"- **Code**: `{e(str(card['code']['version'])[:40])}`",
+        f" input hash {markdown.code(str(data['hashes']['input'])[:16])}",
+        f"- **Code**: {markdown.code(card['code']['version'], 40)}",
         "",
         "#### Decision and reasons",
         "",
@@ -186,8 +186,8 @@ def evidence(card: Mapping[str, Any], *, reason: str, deadline: dt.datetime) -> 
         "#### Evidence",
         "",
         f"- Model card: {_link('card.html', card['card'].get('html_url'))} ({_link('card.json', card['card'].get('json_url'))}),"
-        f" artifacts `{e(card['card']['html'])}` and `{e(card['card']['json'])}` of MLflow run"
-        f" `{e(card['card']['run_id'])}`",
+        f" artifacts {markdown.code(card['card']['html'])} and {markdown.code(card['card']['json'])} of MLflow run"
+        f" {markdown.code(card['card']['run_id'])}",
         *[f"- {e(name)}: {_link(item['artifact'], item.get('url'))}" for name, item in card["reports"].items()],
         "",
         f"**Approve** promotes version {e(model['version'])}; **Reject** keeps the champion. No answer by"

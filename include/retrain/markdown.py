@@ -16,6 +16,10 @@ from typing import Any
 _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
 # One line: a newline would end a table row or start a block (a heading, a list, a fence).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+# GitHub-flavoured renderers turn bare `https://...`, `www.x.y` and `a@b.c` into links after escapes are
+# resolved (seen in Airflow's UI): an invisible zero-width space where each pattern starts keeps them text.
+_AUTOLINK = re.compile(r"(?i)(?<=http)(?=s?://)|(?<=\bwww)(?=\.)|(?<=@)(?=[\w-])")
+ZERO_WIDTH_SPACE = "\u200b"
 
 
 def escape(value: Any, limit: int = 2000) -> str:
@@ -24,7 +28,14 @@ def escape(value: Any, limit: int = 2000) -> str:
     text = _CONTROL.sub(" ", text).strip()
     if len(text) > limit:
         text = text[: limit - 1] + "…"
-    return _PUNCTUATION.sub(r"\\\1", text)
+    return _PUNCTUATION.sub(r"\\\1", _AUTOLINK.sub(ZERO_WIDTH_SPACE, text))
+
+
+def code(value: Any, limit: int = 200) -> str:
+    """`value` as an inline code span. Backslash escapes do not work inside one, so a backtick (the only
+    character that could end it) becomes a quote instead; on one line, at most `limit` characters."""
+    text = _CONTROL.sub(" ", "" if value is None else str(value)).strip()[:limit]
+    return "`" + text.replace("`", "'") + "`"
 
 
 def number(value: Any, digits: int = 4) -> str:

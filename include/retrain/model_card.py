@@ -226,7 +226,7 @@ def description(card: Mapping[str, Any]) -> str:
     if promotion["status"] != "not_promoted":
         parts.append(f"Promotion: {e(promotion['status'])} {e(promotion['at'] or promotion['message'] or '', 300)}.")
     if model["intended_use"]:
-        parts.append(f"Intended use and limits: {e(model['intended_use'], 600)}.")
+        parts.append(f"Intended use and limits: {e(model['intended_use'].rstrip('. '), 600)}.")
     location = card["card"]
     card_uri = f"runs:/{location['run_id']}/{location['html']}"
     parts.append(f"Model card: {e(card_uri)} (JSON: {e(location['json'])}).")

@@ -26,6 +26,12 @@ BROKEN_MODEL = "e2e_broken"
 BACKFILL_MODEL = "e2e_backfill"
 POOL_MODELS = ("e2e_pool_a", "e2e_pool_b")
 NIGHTS_MODEL = "e2e_nights"
+# Governance (tests/e2e/test_governance.py): a person approves every promotion; a short approval timeout;
+# an approver the auth manager does not know. The description is hostile Markdown: it must show as text.
+GOV_MODEL = "e2e_gov"
+GOV_TIMEOUT_MODEL = "e2e_gov_timeout"
+GOV_UNKNOWN_APPROVER_MODEL = "e2e_gov_unknown_approver"
+GOV_DESCRIPTION = "Churn [click](https://evil.example) <img src=x onerror=alert(1)> **bold** | https://evil.example"
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
 TERMINAL = {"success", "failed"}
 
@@ -145,6 +151,18 @@ def stack():
     for name in POOL_MODELS:  # two models trained at the same time, for the pool test
         write_spec(specs, name, **{"schedule.cron": None})
     write_spec(specs, NIGHTS_MODEL, **{"schedule.cron": None})  # two nights of one model triggered together
+    small = {"max_iter": 30, "learning_rate": 0.1, "max_leaf_nodes": 15}
+    write_spec(specs, GOV_MODEL, **{
+        "schedule.cron": None, "promotion.approval": "always", "promotion.approvers": ["admin"],
+        "model.params": small, "description": GOV_DESCRIPTION, "intended_use": "Retention campaign only.",
+    })  # fmt: skip
+    write_spec(specs, GOV_TIMEOUT_MODEL, **{
+        "schedule.cron": None, "promotion.approval": "first_version", "promotion.approval_timeout_minutes": 0.2,
+        "model.params": small,
+    })  # fmt: skip
+    write_spec(specs, GOV_UNKNOWN_APPROVER_MODEL, **{
+        "schedule.cron": None, "promotion.approval": "always", "promotion.approvers": ["admin", "mallory"],
+    })  # fmt: skip
     # Nightly, for the backfill test; stays paused until that test unpauses it.
     write_spec(specs, BACKFILL_MODEL, **{"schedule.cron": "0 2 * * *", "schedule.start_date": "2025-04-01"})
     env = {
