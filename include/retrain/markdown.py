@@ -17,8 +17,8 @@ _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
 # One line: a newline would end a table row or start a block (a heading, a list, a fence).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 # GitHub-flavoured renderers turn bare `https://...`, `www.x.y` and `a@b.c` into links after escapes are
-# resolved (seen in Airflow's UI): an invisible zero-width space where each pattern starts keeps them text.
-_AUTOLINK = re.compile(r"(?i)(?<=http)(?=s?://)|(?<=\bwww)(?=\.)|(?<=@)(?=[\w-])")
+# resolved (seen in Airflow's UI): an invisible zero-width space inside each pattern keeps them text.
+_AUTOLINK = re.compile(r"(?i)(?<=http)(?=s?://)|(?<=\bwww)(?=\.)|(?=@)")
 ZERO_WIDTH_SPACE = "\u200b"
 
 

@@ -26,9 +26,11 @@ BROKEN_MODEL = "e2e_broken"
 BACKFILL_MODEL = "e2e_backfill"
 POOL_MODELS = ("e2e_pool_a", "e2e_pool_b")
 NIGHTS_MODEL = "e2e_nights"
-# Governance (tests/e2e/test_governance.py): a person approves every promotion; a short approval timeout;
-# an approver the auth manager does not know. The description is hostile Markdown: it must show as text.
+# Governance (tests/e2e/test_governance.py): a person approves every promotion (one model answered through
+# the REST API, one in the browser, side by side); a short approval timeout; an approver the auth manager does
+# not know. The description is hostile Markdown: it must show as text.
 GOV_MODEL = "e2e_gov"
+GOV_BROWSER_MODEL = "e2e_gov_browser"
 GOV_TIMEOUT_MODEL = "e2e_gov_timeout"
 GOV_UNKNOWN_APPROVER_MODEL = "e2e_gov_unknown_approver"
 GOV_DESCRIPTION = "Churn [click](https://evil.example) <img src=x onerror=alert(1)> **bold** | https://evil.example"
@@ -151,14 +153,16 @@ def stack():
     for name in POOL_MODELS:  # two models trained at the same time, for the pool test
         write_spec(specs, name, **{"schedule.cron": None})
     write_spec(specs, NIGHTS_MODEL, **{"schedule.cron": None})  # two nights of one model triggered together
-    small = {"max_iter": 30, "learning_rate": 0.1, "max_leaf_nodes": 15}
-    write_spec(specs, GOV_MODEL, **{
-        "schedule.cron": None, "promotion.approval": "always", "promotion.approvers": ["admin"],
-        "model.params": small, "description": GOV_DESCRIPTION, "intended_use": "Retention campaign only.",
-    })  # fmt: skip
-    write_spec(specs, GOV_TIMEOUT_MODEL, **{
-        "schedule.cron": None, "promotion.approval": "first_version", "promotion.approval_timeout_minutes": 0.2,
-        "model.params": small,
+    small = {  # three weeks of data, a small model, few resamples: the approvals are what these runs are for
+        "schedule.cron": None, "data.lookback_days": 21, "model.params": {"max_iter": 30, "max_leaf_nodes": 15},
+        "evaluation.bootstrap.resamples": 20, "intended_use": "Retention campaign only.",
+    }
+    for name in (GOV_MODEL, GOV_BROWSER_MODEL):
+        write_spec(specs, name, **small, **{
+            "promotion.approval": "always", "promotion.approvers": ["admin"], "description": GOV_DESCRIPTION,
+        })  # fmt: skip
+    write_spec(specs, GOV_TIMEOUT_MODEL, **small, **{
+        "promotion.approval": "first_version", "promotion.approval_timeout_minutes": 0.2,
     })  # fmt: skip
     write_spec(specs, GOV_UNKNOWN_APPROVER_MODEL, **{
         "schedule.cron": None, "promotion.approval": "always", "promotion.approvers": ["admin", "mallory"],

@@ -3,7 +3,8 @@ people answer through the REST API and in the Airflow UI's required-actions page
 rejection, a champion moved meanwhile refuses the promotion. Assertions on task states, the HITL records and
 the registry (tags, aliases, the champion history, the model card).
 
-The tests of this module run in order on one model (e2e_gov): reject, approve, answer in the browser.
+Three first nights start together (answered through the API, in the browser, never); the tests then run in
+order, and the API model's second night starts as soon as its first is rejected.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from retrain.registry import CHAMPION_ALIAS, Registry
 from retrain.tags import Decision, Tag
 from tests.e2e.conftest import (
     ARTIFACTS,
+    GOV_BROWSER_MODEL,
     GOV_DESCRIPTION,
     GOV_MODEL,
     GOV_TIMEOUT_MODEL,
@@ -31,6 +33,7 @@ from tests.e2e.test_stack import CHROMIUM_ARGS, trigger
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 DAG = f"retrain_{GOV_MODEL}"
+BROWSER_DAG = f"retrain_{GOV_BROWSER_MODEL}"
 TIMEOUT_DAG = f"retrain_{GOV_TIMEOUT_MODEL}"
 APPROVAL = "approve_promotion"
 # An answer sent while the worker that parked the task is still being reaped can fail the resumed task
@@ -71,13 +74,17 @@ def card_of(stack, version) -> dict:
 
 
 @pytest.fixture(scope="module")
-def timeout_run(stack):
-    """The timeout model's first night, started at once so that it runs while the other tests do."""
-    stack.wait_for_dags(DAG, TIMEOUT_DAG)
-    return trigger(stack, TIMEOUT_DAG, {"end_date": "2025-05-01"})
+def runs(stack) -> dict[str, str]:
+    """The first night of each governed model, started together so that they run side by side."""
+    stack.wait_for_dags(DAG, BROWSER_DAG, TIMEOUT_DAG)
+    return {
+        "reject": trigger(stack, DAG, {"end_date": "2025-05-01"}),
+        "browser": trigger(stack, BROWSER_DAG, {"end_date": "2025-05-01"}),
+        "timeout": trigger(stack, TIMEOUT_DAG, {"end_date": "2025-05-01"}),
+    }
 
 
-def test_an_unknown_approver_makes_the_spec_an_invalid_spec_dag_naming_the_field(stack, timeout_run):
+def test_an_unknown_approver_makes_the_spec_an_invalid_spec_dag_naming_the_field(stack, runs):
     dag_id = f"retrain_{GOV_UNKNOWN_APPROVER_MODEL}"
     dags = stack.wait_for_dags(dag_id)
     assert "invalid-spec" in {tag["name"] for tag in dags[dag_id]["tags"]}
@@ -86,8 +93,8 @@ def test_an_unknown_approver_makes_the_spec_an_invalid_spec_dag_naming_the_field
     assert "unknown assigned user(s) ['mallory']" in doc
 
 
-def test_a_run_waits_for_approval_with_the_champion_unchanged_and_a_reject_skips_promote(stack, timeout_run):
-    run_id = trigger(stack, DAG, {"end_date": "2025-05-01"})
+def test_a_run_waits_for_approval_with_the_champion_unchanged_and_a_reject_skips_promote(stack, runs):
+    run_id = runs["reject"]
     request = wait_for_approval_request(stack, DAG, run_id)
     assert request["subject"] == f"Promote {GOV_MODEL} version 1 to champion, its first champion?"
     assert request["assigned_users"] == [{"id": "admin", "name": "admin"}]
@@ -106,6 +113,7 @@ def test_a_run_waits_for_approval_with_the_champion_unchanged_and_a_reject_skips
     assert stack.task_states(DAG, run_id)[APPROVAL] == "awaiting_input"
 
     answer(stack, DAG, run_id, "Reject", "Premium slice too weak | see **card**")
+    runs["approve"] = trigger(stack, DAG, {"end_date": "2025-05-02"})  # starts when this one ends
     run = stack.wait_for_run(DAG, run_id)
     states = stack.task_states(DAG, run_id)
     assert run["state"] == "success" and states[APPROVAL] == "success" and states["promote"] == "skipped"
@@ -121,33 +129,13 @@ def test_a_run_waits_for_approval_with_the_champion_unchanged_and_a_reject_skips
     assert card["decision"]["status"] == Decision.DECLINED_BY_REVIEWER and card["promotion"]["status"] == "not_promoted"
 
 
-def test_a_second_run_approved_through_the_api_moves_champion_and_records_the_approval(stack, timeout_run):
-    run_id = trigger(stack, DAG, {"end_date": "2025-05-02"})
-    request = wait_for_approval_request(stack, DAG, run_id)
-    assert request["subject"] == f"Promote {GOV_MODEL} version 2 to champion, its first champion?"
-    assert registry(stack).aliases(GOV_MODEL)[CHAMPION_ALIAS] is None
-    answer(stack, DAG, run_id, "Approve", "Checked the slices and the drift report")
-    run = stack.wait_for_run(DAG, run_id)
-    assert run["state"] == "success", stack.task_states(DAG, run_id)
-    assert stack.task_states(DAG, run_id)["promote"] == "success"
-    assert registry(stack).aliases(GOV_MODEL)[CHAMPION_ALIAS] == "2"
-    version = registry(stack).version(GOV_MODEL, "2")
-    assert version.tags[Tag.DECISION] == Decision.PROMOTED
-    assert version.tags[Tag.REVIEW_ANSWER] == "approve" and version.tags[Tag.REVIEWED_BY] == "admin"
-    assert version.tags[Tag.REVIEW_COMMENT] == "Checked the slices and the drift report"
-    (move,) = registry(stack).champion_history(GOV_MODEL)
-    assert (move.kind, move.from_version, move.to_version, move.by, move.run_id) == ("promotion", None, "2", "admin", run_id)
-    card = card_of(stack, version)
-    assert card["review"]["status"] == "approved" and card["promotion"]["status"] == "promoted"
-
-
-def test_the_pending_approval_is_answered_in_the_browser_and_a_champion_moved_meanwhile_refuses_it(stack, timeout_run):
+def test_the_pending_approval_is_answered_in_the_browser_and_a_champion_moved_meanwhile_refuses_it(stack, runs):
     from playwright.sync_api import expect, sync_playwright
 
-    run_id = trigger(stack, DAG, {"end_date": "2025-05-03", "force_promote": True})
-    request = wait_for_approval_request(stack, DAG, run_id)
+    run_id = runs["browser"]
+    request = wait_for_approval_request(stack, BROWSER_DAG, run_id)
     subject = request["subject"]
-    assert subject.startswith(f"Promote {GOV_MODEL} version 3 to champion, replacing version 2?")
+    assert subject == f"Promote {GOV_BROWSER_MODEL} version 1 to champion, its first champion?"
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
@@ -173,8 +161,11 @@ def test_the_pending_approval_is_answered_in_the_browser_and_a_champion_moved_me
             assert page.locator("strong", has_text="bold").count() == 0
             page.screenshot(path=ARTIFACTS / "gov-2-approval-request.png", full_page=True)
 
-            # Meanwhile someone moves the champion by hand in MLflow: the approval must not promote over it.
-            MlflowClient(stack.mlflow).set_registered_model_alias(GOV_MODEL, CHAMPION_ALIAS, "1")
+            # Meanwhile someone registers a model by hand in MLflow and makes it champion: the approval must not
+            # promote over it.
+            client = MlflowClient(stack.mlflow)
+            by_hand = client.create_model_version(GOV_BROWSER_MODEL, source="s3://example-bucket/by-hand/model")
+            client.set_registered_model_alias(GOV_BROWSER_MODEL, CHAMPION_ALIAS, by_hand.version)
             page.get_by_role("group").filter(has_text="Comment").get_by_role("textbox").fill("Approved in the UI")
             page.get_by_role("button", name="Approve").click()
             expect(page.get_by_text(f"{APPROVAL} response successful")).to_be_visible(timeout=30_000)
@@ -182,28 +173,50 @@ def test_the_pending_approval_is_answered_in_the_browser_and_a_champion_moved_me
         finally:
             browser.close()
 
-    answered = stack.request("GET", hitl_path(DAG, run_id))
+    answered = stack.request("GET", hitl_path(BROWSER_DAG, run_id))
     assert answered["chosen_options"] == ["Approve"] and answered["responded_by_user"]["id"] == "admin"
-    run = stack.wait_for_run(DAG, run_id)
-    states = stack.task_states(DAG, run_id)
+    run = stack.wait_for_run(BROWSER_DAG, run_id)
+    states = stack.task_states(BROWSER_DAG, run_id)
     assert run["state"] == "failed" and states[APPROVAL] == "success" and states["promote"] == "failed"
-    assert registry(stack).aliases(GOV_MODEL)[CHAMPION_ALIAS] == "1", "the guard refused: the champion stays"
-    assert [m.to_version for m in registry(stack).champion_history(GOV_MODEL)] == ["2"]
-    version = registry(stack).version(GOV_MODEL, "3")
+    assert registry(stack).aliases(GOV_BROWSER_MODEL)[CHAMPION_ALIAS] == "2", "the guard refused: the champion stays"
+    assert registry(stack).champion_history(GOV_BROWSER_MODEL) == [], "a refused promotion is no move"
+    version = registry(stack).version(GOV_BROWSER_MODEL, "1")
     assert version.tags[Tag.REVIEWED_BY] == "admin" and version.tags[Tag.REVIEW_COMMENT] == "Approved in the UI"
     assert version.tags[Tag.DECISION] == Decision.APPROVED
     card = card_of(stack, version)
     assert card["promotion"]["status"] == "refused"
-    assert "points to version 1 but evaluation compared against version 2" in card["promotion"]["message"]
-    log = stack.request("GET", f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances/promote/logs/1?full_content=true")
+    assert "points to version 2 but evaluation compared against version None" in card["promotion"]["message"]
+    log = stack.request(
+        "GET", f"/api/v2/dags/{BROWSER_DAG}/dagRuns/{run_id}/taskInstances/promote/logs/1?full_content=true"
+    )
     assert "PromotionConflictError" in json.dumps(log)
 
 
-def test_no_answer_by_the_approval_timeout_is_a_rejection(stack, timeout_run):
-    run = stack.wait_for_run(TIMEOUT_DAG, timeout_run)
-    states = stack.task_states(TIMEOUT_DAG, timeout_run)
+def test_a_second_run_approved_through_the_api_moves_champion_and_records_the_approval(stack, runs):
+    run_id = runs["approve"]  # the second night of the model whose first version the reviewer rejected
+    request = wait_for_approval_request(stack, DAG, run_id)
+    assert request["subject"] == f"Promote {GOV_MODEL} version 2 to champion, its first champion?"
+    assert registry(stack).aliases(GOV_MODEL)[CHAMPION_ALIAS] is None
+    answer(stack, DAG, run_id, "Approve", "Checked the slices and the drift report")
+    run = stack.wait_for_run(DAG, run_id)
+    assert run["state"] == "success", stack.task_states(DAG, run_id)
+    assert stack.task_states(DAG, run_id)["promote"] == "success"
+    assert registry(stack).aliases(GOV_MODEL)[CHAMPION_ALIAS] == "2"
+    version = registry(stack).version(GOV_MODEL, "2")
+    assert version.tags[Tag.DECISION] == Decision.PROMOTED
+    assert version.tags[Tag.REVIEW_ANSWER] == "approve" and version.tags[Tag.REVIEWED_BY] == "admin"
+    assert version.tags[Tag.REVIEW_COMMENT] == "Checked the slices and the drift report"
+    (move,) = registry(stack).champion_history(GOV_MODEL)
+    assert (move.kind, move.from_version, move.to_version, move.by, move.run_id) == ("promotion", None, "2", "admin", run_id)
+    card = card_of(stack, version)
+    assert card["review"]["status"] == "approved" and card["promotion"]["status"] == "promoted"
+
+
+def test_no_answer_by_the_approval_timeout_is_a_rejection(stack, runs):
+    run = stack.wait_for_run(TIMEOUT_DAG, runs["timeout"])
+    states = stack.task_states(TIMEOUT_DAG, runs["timeout"])
     assert run["state"] == "success" and states[APPROVAL] == "success" and states["promote"] == "skipped"
-    request = stack.request("GET", hitl_path(TIMEOUT_DAG, timeout_run))
+    request = stack.request("GET", hitl_path(TIMEOUT_DAG, runs["timeout"]))
     assert request["chosen_options"] == ["Reject"] and request["responded_by_user"] is None
     version = registry(stack).version(GOV_TIMEOUT_MODEL, "1")
     assert version.tags[Tag.REVIEW_ANSWER] == "timeout" and version.tags[Tag.REVIEWED_BY] == ""

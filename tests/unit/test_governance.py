@@ -139,6 +139,18 @@ def test_escaped_values_render_as_their_own_text_with_no_link_image_or_markup(va
     assert shown == "Value: " + re.sub(r"\s+", " ", value).strip()
 
 
+def test_bare_addresses_stay_text_where_a_renderer_links_them_after_resolving_escapes():
+    """Airflow's UI (remark-gfm) finds bare links in the text once backslash escapes are resolved, unlike
+    markdown-it above: check that text with linkify-it, GFM's rule set (no bare domains)."""
+    from linkify_it import LinkifyIt
+
+    value = "see https://evil.com, HTTP://evil.com/x, www.evil.com and bob@evil.com"
+    resolved = re.sub(r"\\(.)", r"\1", markdown.escape(value))
+    assert resolved.replace(markdown.ZERO_WIDTH_SPACE, "") == value
+    assert LinkifyIt(options={"fuzzy_link": False}).match(resolved) is None
+    assert LinkifyIt(options={"fuzzy_link": False}).match(value), "the check itself finds links in the raw value"
+
+
 @pytest.mark.parametrize("value", HOSTILE)
 def test_escaped_values_stay_in_their_table_cell(value):
     table = markdown.table(["name", "score"], [[markdown.escape(value), markdown.number(0.5)]])
