@@ -19,7 +19,7 @@ from retrain import markdown
 from retrain.settings import redact_uri, resolve_data_uri
 
 if TYPE_CHECKING:
-    from retrain.contracts import DriftResult, ReviewResult, ValidationResult
+    from retrain.contracts import DriftResult, ReviewResult, StepOutput, ValidationResult
     from retrain.options import Run
     from retrain.registry import Registry, TrackedRun
     from retrain.spec import ModelSpec
@@ -109,24 +109,10 @@ def build(
             "baseline": comparison.get("baseline"),
             "bootstrap": comparison.get("bootstrap"),
         },
-        "validation": None
-        if validation is None
-        else {
-            "success": validation.success,
-            "rows": validation.rows,
-            "warnings": validation.warnings,
-            "statistics": dict(validation.statistics),
-        },
-        "drift": None
-        if drift is None
-        else {
-            "compared": drift.compared,
-            "champion_version": drift.champion_version,
-            "any_drift": drift.any_drift,
-            "drifted_features": list(drift.drifted_features),
-            "label_drifted": drift.label_drifted,
-            "max_psi": drift.max_psi,
-        },
+        "validation": _summary(validation, "success", "rows", "warnings", "statistics"),
+        "drift": _summary(
+            drift, "compared", "champion_version", "any_drift", "drifted_features", "label_drifted", "max_psi"
+        ),
         "decision": {
             "status": status,
             "promote": policy.get("promote"),
@@ -160,6 +146,11 @@ def build(
             "updated_at": None,
         },
     }
+
+
+def _summary(output: StepOutput | None, *names: str) -> dict[str, Any] | None:
+    """Some fields of a step's output, as JSON values (None when the step recorded nothing)."""
+    return None if output is None else {name: output.to_xcom()[name] for name in names}
 
 
 def with_status(card: Mapping[str, Any], status: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from retrain import markdown
+from retrain.errors import RollbackRefusedError
 from retrain.history import champion_at
 from retrain.model_card import CARD_HTML, CARD_JSON
 from retrain.registry import CHAMPION_ALIAS, PREVIOUS_ALIAS
@@ -30,6 +31,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("airflow_db", "ml
 NIGHT_1, NIGHT_2 = dt.date(2025, 5, 1), dt.date(2025, 5, 2)
 SMALL_MODEL = {"max_iter": 30, "learning_rate": 0.1, "max_leaf_nodes": 15}
 INTENDED_USE = "Ranks customers for the retention campaign; not for pricing or credit decisions."
+# Three weeks of data, a small model, few resamples: what these runs record is under test, not the model.
+QUICK = {"data.lookback_days": 21, "evaluation.bootstrap.resamples": 20, "model.params": SMALL_MODEL,
+         "intended_use": INTENDED_USE}  # fmt: skip
 # Every field a card has, whatever the decision (None where it does not apply, but present).
 CARD_FIELDS = {
     "model": {"name", "version", "task", "description", "intended_use"},
@@ -86,9 +90,7 @@ def assert_complete_card(card: dict, version, *, status: str) -> None:
 
 def test_champion_history_after_promote_forced_promote_and_rollback_and_the_cards(spec_dir, registry, mlflow_client):
     # The second night cannot beat the first by 0.5: promoting it needs force_promote.
-    spec_path = write_spec(
-        spec_dir, **{"promotion.min_improvement": 0.5, "model.params": SMALL_MODEL, "intended_use": INTENDED_USE}
-    )
+    spec_path = write_spec(spec_dir, **QUICK, **{"promotion.min_improvement": 0.5})
     name = spec_path.stem
     moments = [dt.datetime.now(dt.UTC)]
     states, first = run_dag(spec_path, NIGHT_1)
@@ -157,10 +159,7 @@ def test_a_declined_version_never_reaches_a_reviewer_and_its_card_and_lineage_ar
 ):
     """One run in its own process with Airflow's OpenLineage provider writing to a file (its settings are read
     once per process): the policy declines, so approve_promotion is skipped without asking anyone."""
-    spec_path = write_spec(spec_dir, **{
-        "promotion.approval": "always", "promotion.min_score": 0.99, "model.params": SMALL_MODEL,
-        "intended_use": INTENDED_USE,
-    })  # fmt: skip
+    spec_path = write_spec(spec_dir, **QUICK, **{"promotion.approval": "always", "promotion.min_score": 0.99})
     name = spec_path.stem
     events_file = tmp_path / "openlineage.jsonl"
     env = {
@@ -207,3 +206,18 @@ def test_a_declined_version_never_reaches_a_reviewer_and_its_card_and_lineage_ar
     features = next(e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"].endswith(".build_features"))
     assert [d["name"] for d in features["outputs"]] == [partition]
     assert features["inputs"][0]["name"] == str(REPO / "include" / "data" / "demo")
+
+
+def test_rollback_never_restores_a_version_a_reviewer_declined_or_has_not_answered(registry, mlflow_client):
+    name = "rollback_reviewed"
+    mlflow_client.create_registered_model(name)
+    for _ in range(3):
+        mlflow_client.create_model_version(name, source="s3://example-bucket/models/rollback_reviewed")
+    assert registry.champion_history(name) == [] and registry.champion_history("no_such_model") == []
+    registry.promote(name, "3", expected_champion=None, run_id="manual__3")
+    for version, decision in (("1", Decision.DECLINED_BY_REVIEWER), ("2", Decision.AWAITING_REVIEW)):
+        registry.set_tags(name, version, {Tag.PASSED_EVALUATION: "true", Tag.DECISION: decision})
+        with pytest.raises(RollbackRefusedError, match=f"version {version} is {decision}"):
+            registry.rollback(name, version, "try it", "ops", run_id=f"manual__rollback_{version}")
+    assert registry.aliases(name) == {CHAMPION_ALIAS: "3", PREVIOUS_ALIAS: None}
+    assert [m.to_version for m in registry.champion_history(name)] == ["3"]
