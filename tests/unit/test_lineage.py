@@ -25,7 +25,7 @@ WINDOW = Window.ending(dt.date(2025, 5, 1), SPEC.data)
 STEPS = {step.task_id: step for step in pipeline.steps(SPEC)}
 TRAINED = TrainingResult("run9", "7", {"roc_auc": 0.7}, False, "i" * 64)
 FEATURES = FeaturesResult("/a/f", 100, 20, "t" * 64, "h" * 64, "i" * 64, WINDOW.to_dict())
-URI = "http://user:secret@mlflow.example:5000/?token=abc"
+URI = "http://ops:$MLFLOW_PASSWORD@mlflow.example:5000/?token=abc"  # userinfo, as a deployment may set it
 
 
 def names(refs) -> list[str]:
@@ -67,7 +67,7 @@ def test_evaluate_and_promote_read_the_model_version():
         ("/data/events", ("file", "/data/events")),
         ("file:///data/events", ("file", "/data/events")),
         ("s3://bucket/events/2025/", ("s3://bucket", "events/2025/")),
-        ("gs://key:secret@bucket/x?sig=abc#frag", ("gs://bucket", "x")),
+        ("gs://ops:$KEY@bucket/x?sig=abc#frag", ("gs://bucket", "x")),
     ],
 )
 def test_dataset_names_follow_openlineage_naming_without_credentials(uri, expected):
