@@ -75,4 +75,6 @@ night 4 2025-07-01 "after the change point"
 echo
 echo "== done. Registry, reports and runs:"
 "$py" scripts/demo_report.py churn --registry
+echo "   champion history (python -m retrain.history churn; model cards: model_card/card.html of each version's run):"
+"$py" -m retrain.history churn | sed 's/^/     /'
 echo "   Airflow and MLflow UIs on this demo's runs and registry: STACK_DIR=.demo bash scripts/stack.sh start"

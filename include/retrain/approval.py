@@ -164,7 +164,7 @@ def evidence(card: Mapping[str, Any], *, reason: str, deadline: dt.datetime) -> 
         f"#### Metrics on the same holdout ({e(evaluation.get('holdout_rows'))} rows)",
         "",
         markdown.table(
-            ["metric", f"version {e(model['version'])}", f"champion {e(champion_version or '—')}"],
+            ["metric", f"version {e(model['version'])}", f"champion {e(champion_version)}" if champion_version else "champion"],
             [
                 [e(evaluation.get("metric")), n(challenger.get("primary")), n(champion.get("primary"))],
                 *[
