@@ -197,7 +197,17 @@ def update(registry: Registry, model: str, run_id: str, change: Callable[[dict],
 def description(card: Mapping[str, Any]) -> str:
     """One paragraph (Markdown, every value escaped): what the version is, what it was trained on, what was
     decided, and where its card is."""
-    e = markdown.escape
+    return summary(card, markdown.escape)
+
+
+def _plain(value: Any, limit: int = 2000) -> str:
+    text = " ".join(str("" if value is None else value).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def summary(card: Mapping[str, Any], e: Callable[..., str] = _plain) -> str:
+    """The one-paragraph summary, each value through `e` (plain text by default; Markdown-escaped for the
+    registry's description)."""
     model, data, decision = card["model"], card["data"], card["decision"]
     window = data["window"]
     review, promotion = card["review"], card["promotion"]
@@ -274,7 +284,7 @@ def render_html(card: Mapping[str, Any]) -> str:
 td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}}code{{word-break:break-all}}</style>
 </head><body>
 <h1>{esc(model["name"])} version {esc(str(model["version"]))}</h1>
-<p>{esc(description(card))}</p>
+<p>{esc(summary(card))}</p>
 <h2>Model</h2><table>{rows(model)}</table>
 <h2>Estimator</h2><table>{rows({"class": card["estimator"]["class"], "random_state": card["estimator"]["random_state"]})}{rows(card["estimator"]["params"])}</table>
 <h2>Data</h2><table>{rows({k: v for k, v in data.items() if k not in ("window", "rows", "hashes")})}{rows(data["window"])}{rows({f"{k} rows": v for k, v in data["rows"].items()})}{rows({f"{k} hash": v for k, v in data["hashes"].items()})}</table>

@@ -235,6 +235,7 @@ def test_the_card_page_escapes_every_value():
     assert "<script>" not in page and "<img src=x" not in page and 'href="https://evil' not in page
     assert html.escape(HOSTILE[3]) in page and html.escape(HOSTILE[0]) in page
     assert page.count("<a href=") == 2  # the two report links our code built, nothing from the values
+    assert f"<p>churn version 4: a {SPEC.model.estimator} classification model" in page, "plain text, not Markdown"
 
 
 def test_the_description_is_one_escaped_paragraph_naming_the_card():
