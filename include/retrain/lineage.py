@@ -3,12 +3,14 @@
 Plain values (no OpenLineage import): the Airflow side (plugins/retrain_operators/lineage.py) turns them into
 the OpenLineage provider's datasets and facets. Dataset names follow OpenLineage's naming: a local file is
 namespace `file` and its absolute path; `scheme://authority/path` is namespace `scheme://authority` and
-the path; a model version is namespace the MLflow tracking URI and name `<model>/<version>`. Credentials,
+the path; a database table is namespace `<type>://<host>:<port>/<db>` and the table (a query: its digest);
+a model version is namespace the MLflow tracking URI and name `<model>/<version>`. Credentials, URL
 queries and fragments never reach a name (retrain.settings.redact_uri).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,15 +56,28 @@ def location(uri: str) -> tuple[str, str]:
     return "file", uri
 
 
+def source_dataset(spec: ModelSpec, database: str | None = None) -> DatasetRef:
+    """The spec's data source as a dataset: its files, or its table (or query, by digest) in the database
+    `database` (`<type>://<host>:<port>/<db>` from the Airflow connection; the connection id when unknown)."""
+    data = spec.data
+    if data.uri is not None:
+        return DatasetRef(*location(resolve_data_uri(data.uri)))
+    namespace = redact_uri(database) if database else f"airflow-connection://{data.conn_id}"
+    if data.table is not None:
+        return DatasetRef(namespace, data.table)
+    return DatasetRef(namespace, "query/" + hashlib.sha256((data.query or "").encode()).hexdigest()[:16])
+
+
 def step_lineage(
     spec: ModelSpec,
     step: Step,
     window: Window,
     outputs: Mapping[type[StepOutput], StepOutput | None],
     tracking_uri: str | None,
+    database: str | None = None,
 ) -> StepLineage:
     """The lineage of one step from the outputs it read and produced (`outputs` maps an output type to the
-    value: the step's own result and its upstream inputs)."""
+    value: the step's own result and its upstream inputs); `database` locates a SQL source (source_dataset)."""
     partition = DatasetRef(*location(str(features_dir(spec.name, window))), fields=_schema(spec))
     trained = outputs.get(TrainingResult)
     evaluated = outputs.get(EvaluationResult)
@@ -84,7 +99,7 @@ def step_lineage(
     inputs: list[DatasetRef] = []
     produced: list[DatasetRef] = []
     if step.reads_data:
-        inputs.append(DatasetRef(*location(resolve_data_uri(spec.data.uri))))
+        inputs.append(source_dataset(spec, database))
     if step.kind == "train" or FeaturesResult in step.needs:
         inputs.append(partition)
     if step.output is FeaturesResult:

@@ -31,6 +31,13 @@ CARD_HTML = f"{CARD_FOLDER}/card.html"
 REPORTS_FOLDER = "reports"  # where `evaluate` uploads the run's reports
 
 
+def source_location(spec: ModelSpec) -> str:
+    """Where the version's data came from, without credentials: the files' address, or the table or query and
+    the Airflow connection's id."""
+    data = spec.data
+    return redact_uri(resolve_data_uri(data.uri)) if data.uri is not None else data.location
+
+
 def artifact_url(ui_base: str | None, experiment_id: str, run_id: str, path: str) -> str | None:
     """The MLflow UI page showing one artifact of a run (None without a web address for MLflow)."""
     if not ui_base:
@@ -76,7 +83,7 @@ def build(
             "random_state": spec.model.random_state,
         },
         "data": {
-            "source": redact_uri(resolve_data_uri(spec.data.uri)),
+            "source": source_location(spec),
             "timestamp_column": spec.data.timestamp_column,
             "target": spec.target,
             "features": {"numeric": list(spec.features.numeric), "categorical": list(spec.features.categorical)},

@@ -107,5 +107,23 @@ class ReportsLineage:
         from retrain_operators.hooks import MlflowHook
 
         tracking_uri = MlflowHook().environment().get("MLFLOW_TRACKING_URI")
-        found = step_lineage(self.spec, self.step, self._lineage_run.window, self._lineage_outputs, tracking_uri)
+        found = step_lineage(
+            self.spec, self.step, self._lineage_run.window, self._lineage_outputs, tracking_uri,
+            database=database_namespace(self.spec.data.conn_id),
+        )  # fmt: skip
         return operator_lineage(found)
+
+
+def database_namespace(conn_id: str | None) -> str | None:
+    """`<type>://<host>:<port>/<db>` of a SQL source's Airflow connection (never its login or password);
+    None for files or a connection that cannot be read here."""
+    if conn_id is None:
+        return None
+    from airflow.sdk import BaseHook
+
+    try:
+        connection = BaseHook.get_connection(conn_id)
+    except Exception:  # noqa: BLE001 - lineage must never fail a task; the connection id names it then
+        return None
+    port = f":{connection.port}" if connection.port else ""
+    return f"{connection.conn_type}://{connection.host or ''}{port}/{connection.schema or ''}"

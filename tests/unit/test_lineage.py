@@ -145,3 +145,18 @@ def test_operators_keep_openlineage_out_of_dag_parsing():
 def test_a_step_that_reads_no_partition_has_no_partition_input():
     step = dataclasses.replace(STEPS["promote"], needs=())
     assert step_lineage(SPEC, step, WINDOW, {}, URI).inputs == ()
+
+
+def test_a_sql_source_is_its_table_or_query_in_the_database_of_its_connection():
+    from retrain.lineage import source_dataset
+    from retrain.model_card import source_location
+
+    table = SPEC.model_copy(update={"data": SPEC.data.model_copy(update={"uri": None, "conn_id": "warehouse",
+                                                                         "table": "analytics.events"})})  # fmt: skip
+    found = source_dataset(table, "postgres://db.example:5432/analytics")
+    assert (found.namespace, found.name) == ("postgres://db.example:5432/analytics", "analytics.events")
+    assert source_dataset(table).namespace == "airflow-connection://warehouse"
+    query = table.model_copy(update={"data": table.data.model_copy(update={"table": None, "query": "SELECT 1"})})
+    assert source_dataset(query).name.startswith("query/") and "SELECT" not in source_dataset(query).name
+    assert source_location(table) == "table analytics.events through connection warehouse"
+    assert source_location(SPEC) == str(REPO / "include" / "data" / "demo")
