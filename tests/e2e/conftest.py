@@ -26,7 +26,7 @@ BROKEN_MODEL = "e2e_broken"
 BACKFILL_MODEL = "e2e_backfill"
 POOL_MODELS = ("e2e_pool_a", "e2e_pool_b")
 NIGHTS_MODEL = "e2e_nights"
-# Governance (tests/e2e/test_governance.py): a person approves every promotion (one model answered through
+# Governance (tests/e2e/test_approvals.py): a person approves every promotion (one model answered through
 # the REST API, one in the browser, side by side); a short approval timeout; an approver the auth manager does
 # not know. The description is hostile Markdown: it must show as text.
 GOV_MODEL = "e2e_gov"

@@ -2,7 +2,7 @@
 version, the champion history after promotions and a rollback, a declined version that never reaches a
 reviewer, and the lineage events of a real run through Airflow's OpenLineage provider.
 
-Approvals answered by a person need the scheduler and the API server: tests/e2e/test_governance.py.
+Approvals answered by a person need the scheduler and the API server: tests/e2e/test_approvals.py.
 """
 
 from __future__ import annotations
