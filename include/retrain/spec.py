@@ -16,9 +16,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from retrain.errors import SpecError
+from retrain.estimator_params import param_problems
 from retrain.guards import expectation_argument_problem
 from retrain.safe_files import load_yaml, read_bounded_text
-from retrain.sklearn_catalog import scorer_problem
+from retrain.sklearn_catalog import estimator_problem, scorer_problem
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 # A spec is a page of YAML (the demo's is 2 KB): the cap bounds what parsing one file can cost.
@@ -82,9 +83,11 @@ class FeaturesSpec(_Frozen):
 
 
 class EstimatorSpec(_Frozen):
-    estimator: str = Field(pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
+    estimator: str = Field(pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$", max_length=200)
     params: dict[str, Any] = Field(default_factory=dict)
-    random_state: int = Field(default=42, ge=0, description="Seed for the estimator, the bootstrap and sampling.")
+    random_state: int = Field(
+        default=42, ge=0, le=2**32 - 1, description="Seed for the estimator, the bootstrap and sampling."
+    )
 
     @field_validator("estimator")
     @classmethod
@@ -93,6 +96,16 @@ class EstimatorSpec(_Frozen):
         if not value.startswith(prefixes):
             raise ValueError(f"estimator {value!r} is not allowed; allowed module prefixes: {list(prefixes)}")
         return value
+
+    def problems(self, task: str) -> list[tuple[tuple[str, ...], str]]:
+        """(field, reason) when the estimator is not a scikit-learn estimator of `task` (a class outside
+        scikit-learn, admitted by RETRAIN_ALLOWED_ESTIMATOR_PREFIXES, is not checked here) or a parameter
+        may not be set as given (retrain.estimator_params)."""
+        if self.estimator.startswith("sklearn."):
+            problem = estimator_problem(self.estimator, task)
+            if problem:
+                return [(("model", "estimator"), problem)]
+        return [(("model", "params", name), reason) for name, reason in param_problems(self.estimator, self.params)]
 
 
 class BootstrapSpec(_Frozen):
@@ -289,6 +302,7 @@ class ModelSpec(_Frozen):
             if problem:
                 loc = ("evaluation", "metric") if index == 0 else ("evaluation", "secondary_metrics", str(index - 1))
                 problems.append((loc, problem))
+        problems += self.model.problems(self.task)
         if problems:
             raise ValidationError.from_exception_data(
                 "ModelSpec",

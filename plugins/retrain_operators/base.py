@@ -133,5 +133,5 @@ class StepOperator(RetrainOperator):
     ui_color = "#d9ead3"
 
     def execute(self, context: Any) -> dict[str, Any]:
-        ctx = step_context(context, self.spec, self.step, self.log)
-        return run_step(context, lambda: self.step.function()(ctx))
+        # The run is resolved (and the form's values checked) inside run_step: a refused value fails at once.
+        return run_step(context, lambda: self.step.function()(step_context(context, self.spec, self.step, self.log)))

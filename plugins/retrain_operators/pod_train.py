@@ -137,5 +137,13 @@ class KubernetesTrainOperator(KubernetesPodOperator):
         }
 
     def execute(self, context: Any):
-        self.prepare(context)
+        from retrain.errors import RetrainError
+        from retrain_operators.base import without_retry
+
+        try:
+            self.prepare(context)  # resolves the run: a refused form value fails here, before any pod exists
+        except RetrainError as error:
+            if not error.retryable:
+                raise without_retry(error) from error
+            raise
         return super().execute(context)
