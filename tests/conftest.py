@@ -18,6 +18,9 @@ os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ["RETRAIN_ARTIFACTS_ROOT"] = str(_home / "artifacts")
 os.environ["RETRAIN_SPECS_DIR"] = str(REPO / "include" / "models")
 os.environ["RETRAIN_TRAINING_BACKEND"] = "local"
+# Specs written by tests name their data by absolute path, under the repository or a temporary folder:
+# the deployment's allow-list for such paths (README "Environment").
+os.environ["RETRAIN_ALLOWED_DATA_URIS"] = f"{REPO},{tempfile.gettempdir()}"
 os.environ["GX_ANALYTICS_ENABLED"] = "False"
 os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
 # Unit tests must never reach a tracking server by accident; integration tests set their own.

@@ -104,6 +104,7 @@ def test_a_run_whose_suite_file_holds_a_row_condition_fails_at_validation_and_ch
     _, registry = guarded_model
     sentinel = tmp_path / "ran"
     monkeypatch.setenv("RETRAIN_EXPECTATIONS_DIR", str(tmp_path / "suites"))
+    (tmp_path / "specs").mkdir()
     hostile = write_spec(tmp_path / "specs", name="guarded", **{"validation.suite_files": [hostile_suite(tmp_path / "suites", sentinel)]})
     before, features_before = registry_snapshot(registry, "guarded"), files_under(artifacts("guarded") / "features")
     states, _ = run_dag(hostile, dt.date(2025, 5, 2))

@@ -102,8 +102,8 @@ def form_context(**estimator_params) -> dict:
 
 
 def resolve(**estimator_params):
-    return resolve_run(SPEC.data, dag_id=SPEC.dag_id, run_id="manual__hostile", params={"estimator_params": estimator_params},
-                       conf={}, interval_end=None, run_after=dt.datetime(2025, 5, 1, tzinfo=dt.UTC), model=SPEC.model)  # fmt: skip
+    return resolve_run(SPEC, run_id="manual__hostile", params={"estimator_params": estimator_params}, conf={},
+                       interval_end=None, run_after=dt.datetime(2025, 5, 1, tzinfo=dt.UTC))  # fmt: skip
 
 
 @pytest.mark.parametrize(
