@@ -24,6 +24,7 @@ from pathlib import Path
 
 from retrain import __version__
 from retrain.contracts import TrainingResult
+from retrain.credentials import RedactingStream, environment_secrets, load_secret_files, redact
 from retrain.errors import TrainingError
 from retrain.options import Run
 from retrain.registry import REFERENCE_ARTIFACT, Registry
@@ -200,13 +201,32 @@ def _record_termination(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The job: exit 0 with the result written, or 1 with the reason logged and in the termination message.
+
+    Credentials mounted as files are read first (a pod's MLflow Secret); everything the job prints goes
+    through a redacting stream, so no credential in the environment or in a URI reaches the log (MLflow's
+    client quotes its tracking URI in errors and in its "View run at" lines).
+    """
+    load_secret_files()
+    secrets = environment_secrets(os.environ)
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactingStream(sys.stdout, secrets), RedactingStream(sys.stderr, secrets)
+    try:
+        return _run(argv, secrets)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = streams
+
+
+def _run(argv: list[str] | None, secrets: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
     args = parse_args(argv)
     try:
         result = train(args)
         write_result(args.result_path, result)
     except Exception as error:  # noqa: BLE001 - the job's contract: any failure is exit 1 plus a termination message
-        message = f"training failed: {type(error).__name__}: {error}"
+        message = redact(f"training failed: {type(error).__name__}: {error}", secrets)
         log.error("%s\n%s", message, traceback.format_exc())
         _record_termination(message)
         return 1

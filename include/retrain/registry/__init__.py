@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from retrain.credentials import redact
 from retrain.errors import PromotionConflictError, RegistryError, RollbackRefusedError
 from retrain.tags import Tag
 
@@ -251,7 +252,7 @@ class Registry:
             except Exception as error:  # noqa: BLE001 - MLflow raises several types for a missing artifact
                 raise RegistryError(
                     f"{version.model} version {version.version} (run {version.run_id}) has no drift reference"
-                    f" artifact {REFERENCE_ARTIFACT}: {error}"
+                    f" artifact {REFERENCE_ARTIFACT}: {redact(str(error))}"  # MLflow errors quote the tracking URI
                 ) from None
             return pd.read_parquet(path)
 
