@@ -33,6 +33,9 @@ from retrain.estimator_params import format_problems, import_estimator, param_pr
 from retrain.spec import ModelSpec
 from retrain.window import Window
 
+# The version of what build_pipeline fits around the estimator (imputation, encoding, scaling). Bump it
+# when that changes: it is part of the key that lets a rerun reuse a trained version (retrain.train).
+PIPELINE_VERSION = "1"
 TRAIN_FILE = "train.parquet"
 HOLDOUT_FILE = "holdout.parquet"
 MANIFEST_FILE = "_manifest.json"

@@ -64,6 +64,26 @@ def params_hash(params: dict) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def training_key(spec: ModelSpec, params: dict) -> str:
+    """SHA-256 of everything besides the data that shapes the fitted model: the estimator class, its resolved
+    parameters (random_state included), the features, the target, the task and the pipeline's version.
+    With the data hash and the code version it decides whether a rerun may reuse a version: leave a field
+    out and a changed spec silently gets the old model (RandomForest and ExtraTrees shared a key)."""
+    from retrain.features import PIPELINE_VERSION
+
+    shaping = {
+        "estimator": spec.model.estimator,
+        "params": params,
+        "random_state": spec.model.random_state,
+        "features": spec.features.model_dump(mode="json"),
+        "target": spec.target,
+        "task": spec.task,
+        "timestamp_column": spec.data.timestamp_column,
+        "pipeline_version": PIPELINE_VERSION,
+    }
+    return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="retrain.train", description="Fit, log and register one model version.")
     parser.add_argument("--spec-json", required=True, help="The validated model spec as JSON.")
@@ -109,19 +129,18 @@ def train(args: argparse.Namespace) -> TrainingResult:
         )
     code = code_version()
     p_hash = params_hash(params)
+    key = training_key(spec, params)
     input_hash = manifest["input_hash"]
     window_end = run.window.end_date.isoformat()
 
     registry = Registry()
     # MLflow's version creation is not idempotent: without this lookup a task retry or a rerun of
     # the same date would register duplicates.
-    reusable = registry.versions(
-        spec.name, {Tag.INPUT_HASH: input_hash, Tag.PARAMS_HASH: p_hash, Tag.CODE_VERSION: code}
-    )
+    reusable = registry.versions(spec.name, {Tag.INPUT_HASH: input_hash, Tag.TRAINING_KEY: key, Tag.CODE_VERSION: code})
     existing = next((v for v in reusable if v.status == "READY"), None)
     if existing is not None:
         log.info(
-            "reusing model %s version %s (MLflow run %s): already trained on the same data hash, code and params",
+            "reusing model %s version %s (MLflow run %s): already trained on the same data, code and training key",
             spec.name, existing.version, existing.run_id,
         )  # fmt: skip
         metrics = registry.run_metrics(existing.run_id)
@@ -145,6 +164,7 @@ def train(args: argparse.Namespace) -> TrainingResult:
         Tag.HOLDOUT_HASH: manifest["holdout_hash"],
         Tag.CODE_VERSION: code,
         Tag.PARAMS_HASH: p_hash,
+        Tag.TRAINING_KEY: key,
         Tag.MODEL_NAME: spec.name,
         Tag.ESTIMATOR: spec.model.estimator,
         Tag.TRIGGER: run.trigger.kind,

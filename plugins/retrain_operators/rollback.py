@@ -9,10 +9,11 @@ from airflow.sdk import BaseOperator
 
 
 class RollbackOperator(BaseOperator):
-    """Moves `champion` back to `previous` or to a given version that once passed evaluation.
+    """Moves `champion` back to `previous` or to a given version that passed the policy in a real run (any
+    existing version with the form's `force`, recorded on the version).
 
-    A refusal (no reason, no target, a version that never passed) fails at once without retrying;
-    retries are for the registry being unreachable.
+    A refusal (no reason, no target, a version that does not exist or was not vetted) fails at once
+    without retrying; retries are for the registry being unreachable.
     """
 
     template_fields: Sequence[str] = ()
@@ -27,16 +28,19 @@ class RollbackOperator(BaseOperator):
         model = params["model_name"]
         target = params.get("target_version")
         reason = (params.get("reason") or "").strip()
+        force = params.get("force") is True
         actor = getattr(context.get("dag_run"), "triggering_user_name", None) or "unknown"
         try:
             if not reason:
                 raise RollbackRefusedError(
                     "param 'reason' is required: say why you roll back (it is recorded on the version)"
                 )
-            result = (
-                MlflowHook().get_conn().rollback(model, None if target in (None, "") else str(target), reason, actor)
-            )
+            target = None if target in (None, "") else str(target)
+            result = MlflowHook().get_conn().rollback(model, target, reason, actor, force=force)
         except RollbackRefusedError as refused:
             raise without_retry(refused) from refused
-        self.log.info("ROLLED BACK %s: champion %s -> %s by %s: %s", model, result["from"], result["to"], actor, reason)
+        self.log.info(
+            "ROLLED BACK %s: champion %s -> %s by %s%s: %s",
+            model, result["from"], result["to"], actor, " (forced)" if force else "", reason,
+        )  # fmt: skip
         return result

@@ -34,7 +34,8 @@ def guarded_model(security_airflow_db, security_mlflow, tmp_path_factory):
 
     ensure_demo_data()
     spec_dir = tmp_path_factory.mktemp("guarded-specs")
-    spec_path = write_spec(spec_dir, name="guarded")
+    # A small model and no bootstrap: the fixture needs a real champion, not a good one.
+    spec_path = write_spec(spec_dir, name="guarded", **{"model.params": {"max_iter": 30}, "evaluation.bootstrap.resamples": 0})
     states, _ = run_dag(spec_path, CHAMPION_NIGHT)
     assert set(states.values()) == {"success"}, states
     registry = Registry(security_mlflow.uri)

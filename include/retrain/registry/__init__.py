@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from retrain.credentials import redact
 from retrain.errors import PromotionConflictError, RegistryError, RollbackRefusedError
-from retrain.tags import Tag
+from retrain.tags import Decision, Tag
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -201,12 +201,17 @@ class Registry:
             raise RegistryError(f"model {model}: aliases read back as {after} after promoting version {version}")
         return after
 
-    def rollback(self, model: str, target_version: str | None, reason: str, actor: str) -> dict[str, str | None]:
+    def rollback(
+        self, model: str, target_version: str | None, reason: str, actor: str, force: bool = False
+    ) -> dict[str, str | None]:
         """Point `champion` back at `previous` (or at target_version) and `previous` at the replaced champion.
 
-        Refuses a version that never passed evaluation: rollback restores a vetted model, nothing else.
-        Returns {"from", "to", "champion", "previous"}.
+        Refuses a version that does not exist, and, unless `force`, one that did not pass the policy in a
+        real, unforced evaluation (rollback_problem): a dry run or a forced promotion marks a version
+        `passed_evaluation` without the policy's comparison. Returns {"from", "to", "champion", "previous"}.
         """
+        from mlflow.exceptions import MlflowException
+
         current = self._alias_version(model, CHAMPION_ALIAS)
         target = str(target_version) if target_version else self._alias_version(model, PREVIOUS_ALIAS)
         if target is None:
@@ -215,11 +220,17 @@ class Registry:
             )
         if target == current:
             raise RollbackRefusedError(f"model {model}: version {target} is already '{CHAMPION_ALIAS}'")
-        found = self.version(model, target)
-        if found.tags.get(Tag.PASSED_EVALUATION) != "true":
+        try:
+            found = self.version(model, target)
+        except MlflowException as error:
+            if _is_missing(error):
+                raise RollbackRefusedError(f"model {model} has no version {target}: nothing to roll back to") from None
+            raise
+        problem = rollback_problem(found.tags)
+        if problem and not force:
             raise RollbackRefusedError(
-                f"model {model} version {target} never passed evaluation (tag {Tag.PASSED_EVALUATION} is not"
-                " 'true'); rollback only restores versions that were promoted by policy"
+                f"model {model} version {target} {problem}; rollback restores versions the policy passed"
+                " (trigger with force=true to roll back to it anyway: recorded on the version)"
             )
         if found.status != "READY":
             raise RollbackRefusedError(f"model {model} version {target} has status {found.status}")
@@ -228,8 +239,11 @@ class Registry:
             self._client.set_registered_model_alias(model, PREVIOUS_ALIAS, current)
         stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         self.set_tags(
-            model, target, {Tag.ROLLED_BACK_TO_AT: stamp, Tag.ROLLBACK_REASON: reason, Tag.ROLLBACK_BY: actor}
-        )
+            model,
+            target,
+            {Tag.ROLLED_BACK_TO_AT: stamp, Tag.ROLLBACK_REASON: reason, Tag.ROLLBACK_BY: actor,
+             Tag.ROLLBACK_FORCED: str(bool(problem and force)).lower()},
+        )  # fmt: skip
         if current is not None:
             self.set_tags(model, current, {Tag.ROLLED_BACK_FROM_AT: stamp})
         return {"from": current, "to": target, **self.aliases(model)}
@@ -276,3 +290,20 @@ class Registry:
             )
             with _model_loading_allowed():
                 return mlflow.sklearn.load_model(local)
+
+
+# Decisions of a version the policy passed in a real run (not a dry run): what rollback restores unforced.
+VETTED_DECISIONS = frozenset({Decision.APPROVED, Decision.PROMOTED, Decision.CHAMPION})
+
+
+def rollback_problem(tags: Mapping[str, str]) -> str | None:
+    """Why a version with these tags is not one rollback restores without `force`, or None when it is: it
+    must have passed the policy (`passed_evaluation`), not by force_promote, in a real run (not a dry run)."""
+    decision = tags.get(Tag.DECISION)
+    if tags.get(Tag.PASSED_EVALUATION) != "true":
+        return f"never passed evaluation (tag {Tag.PASSED_EVALUATION} is not 'true')"
+    if tags.get(Tag.FORCED) == "true":
+        return f"passed only because force_promote overrode the comparison (tag {Tag.FORCED})"
+    if decision not in VETTED_DECISIONS:
+        return f"was not passed by a real run (tag {Tag.DECISION} is {decision!r})"
+    return None
