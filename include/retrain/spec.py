@@ -182,9 +182,9 @@ class DriftSpec(_Frozen):
 
 
 class Toleration(_Frozen):
-    key: str | None = None
+    key: LabelKey | None = None
     operator: Literal["Equal", "Exists"] = "Equal"
-    value: str | None = None
+    value: LabelValue | None = None
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
 
 
@@ -213,17 +213,31 @@ class ResourcesSpec(_Frozen):
     gpu: int = Field(default=0, ge=0, le=16)
 
 
+# Kubernetes names and label syntax: spec values reach the pod as data, so only these shapes are accepted.
+K8S_NAME = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+LabelKey = Annotated[str, Field(pattern=r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")]
+LabelValue = Annotated[str, Field(pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")]
+
+
 class TrainingSpec(_Frozen):
-    image: str = "retrain-training:latest"
-    namespace: str = Field(default="ml-training", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    service_account: str = "retrain-training"
-    mlflow_secret: str = Field(default="retrain-mlflow", description="Kubernetes Secret holding MLFLOW_* variables.")
+    image: str = Field(
+        default="retrain-training:latest",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,254}(@sha256:[0-9a-f]{64})?$",
+        description="The training image; the kubernetes backend requires it pinned by digest (name@sha256:...).",
+    )
+    namespace: str = Field(default="ml-training", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    service_account: str = Field(default="retrain-training", pattern=K8S_NAME)
+    mlflow_secret: str = Field(
+        default="retrain-mlflow", pattern=K8S_NAME, description="Kubernetes Secret holding MLFLOW_* keys."
+    )
     resources: ResourcesSpec = ResourcesSpec()
-    node_selector: dict[str, str] = Field(default_factory=dict)
+    node_selector: dict[LabelKey, LabelValue] = Field(default_factory=dict)
     tolerations: tuple[Toleration, ...] = ()
     affinity: dict[str, Any] = Field(default_factory=dict)
     artifacts_pvc: str | None = Field(
-        default=None, description="PersistentVolumeClaim shared with the workers, mounted at the artifacts root."
+        default=None,
+        pattern=K8S_NAME,
+        description="PersistentVolumeClaim shared with the workers, mounted at the artifacts root.",
     )
     timeout_minutes: int = Field(default=120, ge=1, le=7 * 24 * 60)
     startup_timeout_seconds: int = Field(default=600, ge=30, le=24 * 3600)

@@ -30,6 +30,7 @@ BASE_TAGS = ("retrain",)
 # A placeholder's DAG id stays far below Airflow's 250-character limit; its docs show this much error text.
 MAX_SLUG = 100
 MAX_ERROR_CHARS = 20_000
+TRAINING_GRACE = dt.timedelta(minutes=5)
 
 
 def model_asset(model_name: str) -> Asset:
@@ -77,8 +78,7 @@ def _task(spec: ModelSpec, step: Step, backend: str) -> BaseOperator:
         kwargs["outlets"] = [model_asset(spec.name)]
         kwargs["on_success_callback"] = promotion_notifiers()
     if step.kind == "train":
-        # The job enforces training.timeout_minutes itself and reports its last log lines; this is the backstop.
-        kwargs["execution_timeout"] = dt.timedelta(minutes=spec.training.timeout_minutes + 10)
+        kwargs["execution_timeout"] = training_execution_timeout(spec, backend)
         if backend == "kubernetes":
             from retrain_operators.pod_train import KubernetesTrainOperator
 
@@ -89,6 +89,16 @@ def _task(spec: ModelSpec, step: Step, backend: str) -> BaseOperator:
     from retrain_operators.base import StepOperator
 
     return StepOperator(spec=spec, step=step, **kwargs)
+
+
+def training_execution_timeout(spec: ModelSpec, backend: str) -> dt.timedelta:
+    """Airflow's backstop for the train task. `training.timeout_minutes` bounds the training itself on both
+    backends (the local operator kills its job; Kubernetes stops the pod, activeDeadlineSeconds); the task
+    may take that, plus for a pod its startup allowance, plus TRAINING_GRACE to collect the last log lines."""
+    timeout = dt.timedelta(minutes=spec.training.timeout_minutes) + TRAINING_GRACE
+    if backend == "kubernetes":
+        timeout += dt.timedelta(seconds=spec.training.startup_timeout_seconds)
+    return timeout
 
 
 def build_retrain_dag(spec: ModelSpec, spec_path: Path, backend: str = "local") -> DAG:
