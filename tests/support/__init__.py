@@ -29,6 +29,13 @@ BIN = Path(sys.executable).parent
 TASKS = task_ids()
 
 
+def migrate_airflow_db() -> None:
+    """Airflow's metadata DB at this session's AIRFLOW_HOME, migrated, with airflow_settings.yaml applied."""
+    subprocess.run([str(BIN / "airflow"), "db", "migrate"], check=True, capture_output=True)
+    subprocess.run([sys.executable, str(REPO / "scripts" / "apply_airflow_settings.py"), str(REPO / "airflow_settings.yaml")],
+                   check=True, capture_output=True)  # fmt: skip
+
+
 def free_port() -> int:
     with contextlib.closing(socket.socket()) as sock:
         sock.bind(("127.0.0.1", 0))
