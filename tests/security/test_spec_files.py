@@ -4,16 +4,21 @@ retraining DAG. Reading is bounded (regular files inside the folder, a byte cap,
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from retrain.errors import SpecError
 from retrain.spec import MAX_SPEC_BYTES, load_spec
+from retrain_operators.dag_factory import invalid_dag_id
 from tests.support import DEMO_SPEC, TASKS
+from tests.unit import test_hostile_specs as hostile_specs
 
 pytestmark = pytest.mark.security
 
@@ -173,3 +178,23 @@ def test_the_alias_check_costs_a_normal_spec_nothing_and_refuses_the_bomb_fast(t
     with pytest.raises(SpecError, match="YAML alias"):
         load_spec(tmp_path / "bomb.yaml")
     assert time.monotonic() - started < 1.0
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from(hostile_specs.DEMO_PATHS), value=hostile_specs.values)
+def test_any_field_replaced_by_anything_gives_that_file_one_dag_and_leaves_the_other_alone(tmp_path, path, value):
+    from retrain_operators.dag_factory import build_model_dags
+
+    document = copy.deepcopy(DEMO)
+    node = document
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    (tmp_path / "good.yaml").write_text(spec_text("good"))
+    try:
+        (tmp_path / "fuzz.yaml").write_text(yaml.safe_dump({**document, "name": document.get("name", "fuzz")}))
+    except yaml.YAMLError:
+        return  # not writable as YAML (bytes keys and the like): no file, nothing to parse
+    dags = build_model_dags([tmp_path / "fuzz.yaml", tmp_path / "good.yaml"])
+    assert set(dags) == {"retrain_good", invalid_dag_id(tmp_path / "fuzz.yaml")}
+    assert "invalid-spec" not in dags["retrain_good"].tags
