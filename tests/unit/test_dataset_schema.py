@@ -32,7 +32,9 @@ def _frame(with_missing: bool) -> pd.DataFrame:
             "timestamp": pd.Series(
                 missing(list(pd.date_range("2025-01-01", periods=rows, tz="UTC"))), dtype="datetime64[us, UTC]"
             ),
-            "naive_timestamp": pd.Series(missing(list(pd.date_range("2025-01-01", periods=rows))), dtype="datetime64[ns]"),
+            "naive_timestamp": pd.Series(
+                missing(list(pd.date_range("2025-01-01", periods=rows))), dtype="datetime64[ns]"
+            ),
         }
     )
 
