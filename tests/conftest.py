@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from tests.support import REPO
 
 _home = Path(tempfile.mkdtemp(prefix="retrain-tests-"))
@@ -26,3 +28,14 @@ os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
 # Unit tests must never reach a tracking server by accident; integration tests set their own.
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 Path(os.environ["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+
+_PARSING_CONTEXT = ("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "_AIRFLOW_PARSING_CONTEXT_TASK_ID")
+
+
+@pytest.fixture(autouse=True)
+def _no_parsing_context_left_behind():
+    """A test that leaves Airflow's parsing context in the environment makes every later parse of the DAG
+    file build one DAG only (dags/retrain_models.py): later dag.test() runs and the e2e stack then miss theirs."""
+    yield
+    leaked = {name: os.environ[name] for name in _PARSING_CONTEXT if name in os.environ}
+    assert not leaked, f"this test left Airflow's parsing context set: {leaked}"

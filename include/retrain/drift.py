@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -270,9 +271,16 @@ def _plot(reference: pd.Series, current: pd.Series, column: ColumnDrift) -> str:
 
 
 def render_html(
-    report: DriftReport, reference: pd.DataFrame, current: pd.DataFrame, window: str, champion_version: str
+    report: DriftReport,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    window: str,
+    champion_version: str,
+    method: Mapping[str, str] | None = None,
 ) -> str:
+    """The drift report as one HTML page: the table of columns, a plot per drifted one, how it was computed."""
     esc = html.escape
+    computed = "".join(f"<li>{esc(k)}: {esc(v)}</li>" for k, v in (method or {}).items())
     rows = "".join(
         f'<tr class="{"drift" if c.drifted else ""}"><td>{esc(c.column)}</td><td>{esc(c.role)}</td><td>{esc(c.kind)}</td>'
         f"<td>{c.psi:.4f}</td><td>{esc(c.test)}</td><td>{'' if c.statistic is None else f'{c.statistic:.4g}'}</td>"
@@ -294,4 +302,4 @@ tr.drift td{{background:#fff0d6}}figure{{display:inline-block;margin:.5em}}</sty
 <h1>Drift report: {esc(report.model)}</h1><p>{summary} Window {esc(window)}. A column drifts when PSI &gt;
 {report.psi_threshold} and p &lt; {report.p_value_threshold}.</p>
 <table><tr><th>column</th><th>role</th><th>kind</th><th>PSI</th><th>test</th><th>statistic</th><th>p-value</th><th></th></tr>
-{rows}</table>{plots}</body></html>"""
+{rows}</table>{plots}{f"<h2>How it was computed</h2><ul>{computed}</ul>" if computed else ""}</body></html>"""

@@ -18,7 +18,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,8 +62,38 @@ def _typed_columns(frame: pd.DataFrame, spec: ModelSpec) -> dict[str, pd.Series]
         columns[column] = _typed(frame[column], "float64")
     for column in spec.features.categorical:
         columns[column] = strings(frame[column])
-    columns[target] = _typed(frame[target], "int64" if spec.task == "classification" else "float64")
+    columns[target] = class_labels(frame[target]) if spec.task == "classification" else _typed(frame[target], "float64")
     return columns
+
+
+def class_labels(values: pd.Series) -> pd.Series:
+    """A classification target with the type of its labels, whatever the file stored: booleans as `bool`,
+    integers (and integral floats, as a column with a gap once became) as `int64`, anything else as text
+    in the Arrow-backed `str` dtype of the categories. A category column takes its categories' type.
+
+    Raises ValueError naming the values that are not class labels (validation refuses them first).
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.astype(values.cat.categories.dtype)
+    dtype = values.dtype
+    if pd.api.types.is_object_dtype(dtype):  # what the values are, in one pass in C
+        kind = pd.api.types.infer_dtype(values, skipna=True)
+        numeric = {"boolean": bool, "integer": "int64", "floating": float, "mixed-integer-float": float}
+        dtype = np.dtype(numeric[kind]) if kind in numeric else dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return values if values.dtype == bool else values.astype(bool)
+    if pd.api.types.is_integer_dtype(dtype):
+        return _typed(values, "int64")
+    if pd.api.types.is_float_dtype(dtype):
+        numbers = values.to_numpy(dtype=float)
+        fractional = ~np.isfinite(numbers) | (numbers != np.floor(numbers))
+        if fractional.any():
+            raise ValueError(
+                f"target {values.name!r} has {int(fractional.sum())} value(s) that are not class labels, e.g."
+                f" {numbers[fractional][:3].tolist()} (rule: a classification target holds class labels)"
+            )
+        return pd.Series(numbers.astype("int64"), index=values.index, name=values.name)
+    return strings(values)
 
 
 def _row_order(columns: dict[str, pd.Series]) -> np.ndarray:
@@ -184,17 +214,59 @@ def build_partition(frame: pd.DataFrame, spec: ModelSpec, window: Window, path: 
     try:
         columns = _typed_columns(frame, spec)
     except (KeyError, ValueError, TypeError) as error:
-        raise DataError(f"{spec.data.uri}: cannot build features for window {window}: {error}") from None
+        raise DataError(f"{spec.data.location}: cannot build features for window {window}: {error}") from None
     order = _row_order(columns)
     stamps = columns[spec.data.timestamp_column].array.take(order)
     timed = len(stamps) - int(stamps.isna().sum())  # rows without a timestamp sort last and are in no window
     lo, mid, hi = _bounds(stamps[:timed], window)
     if mid == lo or hi == mid:
-        raise DataError(
-            f"{spec.data.uri}: window {window} has {mid - lo} training and {hi - mid} holdout rows;"
-            " both must be non-empty (rule: data.lookback_days / data.holdout_days)"
-        )
+        raise empty_split_error(spec, window, mid - lo, hi - mid)
     return _publish(Path(path), window, _taken(columns, order[lo:mid]), _taken(columns, order[mid:hi]))
+
+
+def empty_split_error(spec: ModelSpec, window: Window, train_rows: int, holdout_rows: int) -> DataError:
+    """The error for a window whose training or holdout set is empty."""
+    return DataError(
+        f"{spec.data.location}: window {window} has {train_rows} training and {holdout_rows} holdout rows;"
+        " both must be non-empty (rule: data.lookback_days / data.holdout_days)"
+    )
+
+
+def build_partition_from_ordered(
+    chunks: Iterable[pd.DataFrame], spec: ModelSpec, window: Window, path: Path
+) -> Partition:
+    """`build_partition` for rows that arrive in chunks already in the partition's order (the timestamp,
+    then every column: a database's ORDER BY) and inside the window: the same files, rows and hashes,
+    with memory bounded by a chunk. The caller checks that neither set is empty before streaming."""
+    ts = spec.data.timestamp_column
+    rest: list[pd.DataFrame] = []  # the holdout's first rows, read with the training set's last ones
+    train_rows = [0]
+    source = iter(chunks)
+
+    def typed(chunk: pd.DataFrame) -> pd.DataFrame:
+        try:
+            return pd.DataFrame(_typed_columns(chunk, spec), copy=False)
+        except (KeyError, ValueError, TypeError) as error:
+            raise DataError(f"{spec.data.location}: cannot build features for window {window}: {error}") from None
+
+    def train() -> Iterator[pd.DataFrame]:
+        for chunk in map(typed, source):
+            cut = int(chunk[ts].searchsorted(window.holdout_start, side="left"))
+            train_rows[0] += min(cut, len(chunk))
+            if cut < len(chunk):
+                if cut:
+                    yield chunk.iloc[:cut].reset_index(drop=True)
+                rest.append(chunk.iloc[cut:].reset_index(drop=True))
+                return
+            yield chunk
+
+    def holdout() -> Iterator[pd.DataFrame]:
+        if not rest:  # the rows changed since the caller counted them: nothing is published
+            raise empty_split_error(spec, window, train_rows[0], 0)
+        yield from rest
+        yield from map(typed, source)
+
+    return _publish(Path(path), window, train(), holdout())
 
 
 def _slices(frame: pd.DataFrame) -> Iterator[pd.DataFrame]:

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from retrain.contracts import (
     DriftResult,
@@ -32,6 +32,7 @@ from retrain.settings import features_dir, report_dir
 
 if TYPE_CHECKING:
     from retrain.registry import Registry
+    from retrain.sources import DataSource
     from retrain.spec import ModelSpec
 
 TRAINING_POOL = "retrain_training"
@@ -139,6 +140,7 @@ class StepContext:
     inputs: Mapping[type[StepOutput], StepOutput | None] = field(default_factory=dict)
     registry_factory: Callable[[], Registry] | None = None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("retrain.steps"))
+    engines: Callable[[str], Any] | None = None  # an Airflow connection id -> a SQLAlchemy engine (SQL sources)
 
     def input(self, output: type[Output]) -> Output | None:
         """The output of the earlier step that produces `output` (None when it pushed nothing)."""
@@ -151,6 +153,13 @@ class StepContext:
 
             return Registry()
         return self.registry_factory()
+
+    @functools.cached_property
+    def source(self) -> DataSource:
+        """Where the spec's rows come from: files, or a database through `engines`."""
+        from retrain.sources import open_source
+
+        return open_source(self.spec, self.engines)
 
     @property
     def report_dir(self) -> Path:

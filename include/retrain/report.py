@@ -82,12 +82,29 @@ td,th{{border:1px solid #ccc;padding:.3em .6em}}.promote{{color:#1a7f37}}.declin
 <p>Challenger version {esc(str(summary["challenger_version"]))} vs champion version
 {esc(str(summary.get("champion_version") or "none"))} on the holdout of window {esc(summary["window"])};
 DAG run <code>{esc(summary["run_id"])}</code>, started by {esc(summary.get("trigger") or "?")}{" &middot; dry run" if summary.get("dry_run") else ""}.</p>
+{_classes(summary.get("comparison") or {})}
 <h2>Reasons</h2><ul>{reasons}</ul>
 <h2>Metrics (same holdout)</h2><table><tr><th>metric</th><th>challenger</th><th>champion</th></tr>{rows}</table>
 <h2>History of {esc(summary["metric"])}</h2>{image}
 <h2>Reports</h2><ul>{links}</ul>
 <details><summary>Full evaluation (JSON)</summary><pre>{esc(json.dumps(summary, indent=2, default=str))}</pre></details>
 </body></html>"""
+
+
+def _classes(comparison: dict) -> str:
+    """The classes and the positive class, as text: labels come from the data."""
+    if "classes" not in comparison:
+        return ""
+    esc = html.escape
+    listed = ", ".join(esc(json.dumps(c)) for c in comparison["classes"])
+    more = f" (of {comparison['class_count']})" if comparison["class_count"] > len(comparison["classes"]) else ""
+    positive = comparison.get("positive_label")
+    chosen = (
+        f" &middot; positive class <code>{esc(json.dumps(positive))}</code> ({esc(comparison['positive_label_rule'])})"
+        if positive is not None
+        else ""
+    )
+    return f"<p>Classes <code>{listed}</code>{more}{chosen}.</p>"
 
 
 def _fmt(value) -> str:

@@ -36,6 +36,17 @@ OTHER_SCORERS = frozenset({
 
 SCORERS = {"classification": CLASSIFICATION_SCORERS, "regression": REGRESSION_SCORERS}
 
+# Classification scorers that refuse more than two classes, with the scorer to use instead (None: none).
+BINARY_ONLY_SCORERS = {
+    "roc_auc": "roc_auc_ovr", "f1": "f1_macro", "precision": "precision_macro", "recall": "recall_macro",
+    "jaccard": "jaccard_macro", "positive_likelihood_ratio": None, "neg_negative_likelihood_ratio": None,
+}  # fmt: skip
+# Classification scorers whose value on a binary problem depends on which class is positive.
+POSITIVE_CLASS_SCORERS = frozenset({
+    "average_precision", "f1", "precision", "recall", "jaccard", "positive_likelihood_ratio",
+    "neg_negative_likelihood_ratio",
+})  # fmt: skip
+
 
 def scorer_problem(name: str, task: str) -> str | None:
     """Why `name` cannot score a `task` model, or None when it can."""

@@ -12,7 +12,18 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from retrain.errors import SpecError
@@ -28,6 +39,7 @@ MAX_SPEC_BYTES = 256 * 1024
 MAX_TAG_LENGTH = 100
 # Schedules Airflow understands by name; "@continuous" would retrain in a loop and is not offered.
 CRON_PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
+CONN_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,250}$"  # what Airflow accepts as a connection id
 DEFAULT_SPECS_DIR = Path(__file__).resolve().parents[1] / "models"
 
 # Estimators the spec may name. A spec is configuration, not code: an arbitrary import path
@@ -44,7 +56,18 @@ class _Frozen(BaseModel):
 
 
 class DataSpec(_Frozen):
-    uri: str = Field(min_length=1, description="A file or folder of CSV/Parquet files; local path or URI.")
+    uri: str | None = Field(
+        default=None, min_length=1, description="A file or folder of CSV/Parquet files; local path or URI."
+    )
+    conn_id: str | None = Field(
+        default=None, pattern=CONN_ID_PATTERN, description="Airflow connection of the database holding the data."
+    )
+    table: str | None = Field(
+        default=None, min_length=1, max_length=127, description="A table or view, 'table' or 'schema.table'."
+    )
+    query: str | None = Field(
+        default=None, min_length=1, max_length=100_000, description="A SELECT bounded by :start and :end."
+    )
     timestamp_column: ColumnName
     lookback_days: int = Field(default=56, ge=2, le=3650)
     holdout_days: int = Field(default=7, ge=1, le=365)
@@ -52,6 +75,14 @@ class DataSpec(_Frozen):
     extra_columns: Literal["allow", "warn", "fail"] = Field(
         default="allow", description="What validation does with columns the spec does not name."
     )
+
+    @property
+    def location(self) -> str:
+        """Where the data is, for messages and reports: the URI, or the table or query and the connection's id
+        (never its credentials)."""
+        if self.uri is not None:
+            return self.uri
+        return f"{f'table {self.table}' if self.table else 'query'} through connection {self.conn_id}"
 
     @model_validator(mode="after")
     def _holdout_inside_window(self) -> DataSpec:
@@ -123,6 +154,19 @@ class EvaluationSpec(_Frozen):
         default=(), description="Categorical columns to compute per-value metrics on."
     )
     bootstrap: BootstrapSpec = BootstrapSpec()
+    # Strict: YAML's 1, "1" and true stay an int, a string and a bool, and must equal a label of that type.
+    positive_label: StrictBool | StrictInt | StrictStr | None = Field(
+        default=None,
+        description="The class binary metrics count as positive; empty: the greater of the two sorted classes.",
+    )
+
+    @field_validator("positive_label", mode="before")
+    @classmethod
+    def _a_label(cls, value: Any) -> Any:
+        """One clear error instead of one per member of the union."""
+        if value is not None and not isinstance(value, str | int | bool):
+            raise ValueError(f"a class label is text, an integer or true/false; got {value!r} ({type(value).__name__})")
+        return value
 
 
 class PromotionSpec(_Frozen):
@@ -169,6 +213,12 @@ class ValidationSpec(_Frozen):
         default=(), description="GX suite JSON files, relative to include/expectations/ (RETRAIN_EXPECTATIONS_DIR)."
     )
     min_rows: int = Field(default=1, ge=1)
+    timestamp_null_tolerance: float = Field(
+        default=0.0, ge=0.0, lt=1.0, description="Fraction of rows whose timestamp may be null or unparseable."
+    )
+    max_duplicate_fraction: float = Field(
+        default=0.01, ge=0.0, le=1.0, description="Fraction of rows that may repeat an earlier row; 1 turns it off."
+    )
 
 
 class DriftSpec(_Frozen):
@@ -311,12 +361,15 @@ class ModelSpec(_Frozen):
         unknown_slices = sorted(set(self.evaluation.slices) - set(self.features.categorical))
         if unknown_slices:
             problems.append((("evaluation", "slices"), f"{unknown_slices} must be categorical features"))
+        if self.evaluation.positive_label is not None and self.task != "classification":
+            problems.append((("evaluation", "positive_label"), "a positive class needs task: classification"))
         for index, name in enumerate((self.evaluation.metric, *self.evaluation.secondary_metrics)):
             problem = scorer_problem(name, self.task)
             if problem:
                 loc = ("evaluation", "metric") if index == 0 else ("evaluation", "secondary_metrics", str(index - 1))
                 problems.append((loc, problem))
         problems += self.model.problems(self.task)
+        problems += source_problems(self.data)
         if problems:
             raise ValidationError.from_exception_data(
                 "ModelSpec",
@@ -335,6 +388,45 @@ class ModelSpec(_Frozen):
     def input_columns(self) -> tuple[str, ...]:
         """Every column a run reads from the data: timestamp, features, target."""
         return (self.data.timestamp_column, *self.features.columns, self.target)
+
+
+# SQLAlchemy's own pattern for a named bind parameter in text(): what it would try to bind.
+_BIND_PARAMETER = re.compile(r"(?<![:\w\x5c]):(\w+)(?!:)")
+QUERY_PARAMETERS = ("start", "end")
+# A table part: what a quoted identifier may hold, less what no catalogue name here needs (quotes, dots,
+# control characters). Whether it exists is checked against the database's catalogue when a run reads it.
+_IDENTIFIER_PART = re.compile(r"[^\x00-\x1f\x7f\".]{1,63}")
+
+
+def source_problems(data: DataSpec) -> list[tuple[tuple[str, ...], str]]:
+    """Where the data is: `uri`, or `conn_id` with exactly one of `table` and `query`; each problem on its field."""
+    sql_fields = [name for name in ("conn_id", "table", "query") if getattr(data, name) is not None]
+    if data.uri is not None:
+        return [(("data", name), f"data.uri and data.{name} exclude each other: name files or a database")
+                for name in sql_fields]  # fmt: skip
+    if not sql_fields:
+        return [(("data", "uri"), "name the data: data.uri (files), or data.conn_id with data.table or data.query")]
+    if data.conn_id is None:
+        return [(("data", "conn_id"), f"data.{sql_fields[0]} needs data.conn_id, the Airflow connection to read it")]
+    if (data.table is None) == (data.query is None):
+        return [(("data", "table"), "with data.conn_id, give exactly one of data.table and data.query")]
+    if data.table is not None:
+        parts = data.table.split(".")
+        if len(parts) > 2 or not all(_IDENTIFIER_PART.fullmatch(part) for part in parts):
+            reason = "is not 'table' or 'schema.table' (each part 1-63 characters, no quote, dot or control character)"
+            return [(("data", "table"), f"{data.table!r} {reason}")]
+        return []
+    found = set(_BIND_PARAMETER.findall(data.query or ""))
+    missing = [f":{name}" for name in QUERY_PARAMETERS if name not in found]
+    unknown = sorted(f":{name}" for name in found - set(QUERY_PARAMETERS))
+    if missing or unknown:
+        reason = "the query must bind the window as :start (inclusive) and :end (exclusive)"
+        if missing:
+            reason += f"; missing {', '.join(missing)}"
+        if unknown:
+            reason += f"; unknown placeholder(s) {', '.join(unknown)} (write \\: for a literal colon)"
+        return [(("data", "query"), reason)]
+    return []
 
 
 def allowed_estimator_prefixes() -> tuple[str, ...]:

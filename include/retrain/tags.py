@@ -39,6 +39,7 @@ class Tag(StrEnum):
     )
     TRIGGER = "retrain.trigger", "why the run that trained the version started: schedule, manual, data or monitoring"
     TRIGGER_REASON = "retrain.trigger_reason", "the reason the triggering asset event gave, if any"
+    POSITIVE_LABEL = "retrain.positive_label", 'positive class of binary metrics, as JSON ("yes", true, 1); empty: none'
 
     # The evaluation (written by `evaluate` on the version).
     DECISION = "retrain.decision", "where the version stands; one of the Decision values"

@@ -25,10 +25,11 @@ from pathlib import Path
 from retrain import __version__
 from retrain.contracts import TrainingResult
 from retrain.credentials import RedactingStream, environment_secrets, load_secret_files, redact
-from retrain.errors import TrainingError
+from retrain.errors import SpecError, TrainingError
 from retrain.options import Run
 from retrain.registry import REFERENCE_ARTIFACT, Registry
 from retrain.registry.tracking import training_run
+from retrain.sklearn_catalog import POSITIVE_CLASS_SCORERS
 from retrain.spec import ModelSpec
 from retrain.tags import Decision, Tag
 
@@ -105,17 +106,44 @@ def _trusted_types(pipeline) -> list[str]:
     return untrusted
 
 
-def holdout_metrics(pipeline, X, y, spec: ModelSpec) -> dict[str, float]:
-    """The spec's primary and secondary scorer values on the holdout (higher is better)."""
+def holdout_metrics(pipeline, X, y, spec: ModelSpec, labels=None) -> dict[str, float]:
+    """The spec's primary and secondary scorer values on the holdout (higher is better), with the positive
+    class of `labels` (a `retrain.evaluation.ClassLabels`) where a metric depends on it, as evaluation does."""
     from sklearn.metrics import get_scorer
 
     names = dict.fromkeys([spec.evaluation.metric, *spec.evaluation.secondary_metrics])
-    return {name: float(get_scorer(name)(pipeline, X, y)) for name in names}
+    scorers = {name: get_scorer(name) if labels is None else labels.scorer(name) for name in names}
+    return {name: float(scorer(pipeline, X, y)) for name, scorer in scorers.items()}
+
+
+def training_labels(spec: ModelSpec, y_train):
+    """The classes the model will learn (sorted, as scikit-learn's `classes_`) and the positive one; None for
+    regression. Raises TrainingError naming the field when the spec's metrics or positive class do not fit."""
+    import numpy as np
+
+    from retrain.evaluation import class_labels
+
+    try:
+        labels = class_labels(spec, np.unique(np.asarray(y_train)))
+        if labels is not None:
+            for name in (spec.evaluation.metric, *spec.evaluation.secondary_metrics):
+                labels.scorer(name)  # refuses a two-class metric on more classes, by name
+    except SpecError as error:
+        raise TrainingError(f"the training set does not fit the spec: {error}") from None
+    if labels is not None and labels.positive is not None and spec.evaluation.positive_label is None:
+        metrics = (spec.evaluation.metric, *spec.evaluation.secondary_metrics)
+        depending = [m for m in metrics if m in POSITIVE_CLASS_SCORERS]
+        (log.warning if depending else log.info)(
+            "%s count %r as the positive class: %s; set evaluation.positive_label to choose",
+            ", ".join(depending) or "binary metrics", labels.positive, labels.rule,
+        )  # fmt: skip
+    return labels
 
 
 def train(args: argparse.Namespace) -> TrainingResult:
     """Fits the spec's pipeline on the partition, logs the run and registers the version (or reuses
     the one trained on the same inputs)."""
+    from retrain.evaluation import plain_label, positive_label_tag
     from retrain.features import build_pipeline, estimator_params, feature_matrix, read_partition, reference_sample
 
     spec = ModelSpec.model_validate_json(args.spec_json)
@@ -154,6 +182,7 @@ def train(args: argparse.Namespace) -> TrainingResult:
 
     X_train, y_train = feature_matrix(train_df, spec)
     X_holdout, y_holdout = feature_matrix(holdout_df, spec)
+    labels = training_labels(spec, y_train)  # before the MLflow run: a misfit leaves no failed run behind
     tags = {
         Tag.DAG_ID: run.dag_id,
         Tag.RUN_ID: run.run_id,
@@ -169,6 +198,7 @@ def train(args: argparse.Namespace) -> TrainingResult:
         Tag.ESTIMATOR: spec.model.estimator,
         Tag.TRIGGER: run.trigger.kind,
         Tag.TRIGGER_REASON: run.trigger.reason,
+        Tag.POSITIVE_LABEL: positive_label_tag(None if labels is None else labels.positive),
     }
     tags = {str(k): v for k, v in tags.items()}
     experiment = args.experiment or f"retrain/{spec.name}"
@@ -185,7 +215,9 @@ def train(args: argparse.Namespace) -> TrainingResult:
         started = time.perf_counter()
         pipeline = build_pipeline(spec, overrides).fit(X_train, y_train)
         fit_seconds = time.perf_counter() - started
-        metrics = holdout_metrics(pipeline, X_holdout, y_holdout, spec)
+        if labels is not None and list(labels.classes) != [plain_label(c) for c in pipeline.classes_]:
+            raise TrainingError(f"the model learned classes {list(pipeline.classes_)}, not {list(labels.classes)}")
+        metrics = holdout_metrics(pipeline, X_holdout, y_holdout, spec, labels)
         logged.metrics({**metrics, "fit_seconds": fit_seconds})
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -194,7 +226,7 @@ def train(args: argparse.Namespace) -> TrainingResult:
             logged.artifact(str(reference), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))
 
         predict = "predict_proba" if spec.task == "classification" else "predict"
-        model_uri = logged.sklearn_model(pipeline, X_train.head(5), predict, _trusted_types(pipeline))
+        model_uri = logged.sklearn_model(pipeline, X_train.head(5), predict, _trusted_types(pipeline), labels)
         version = registry.wait_ready(spec.name, logged.register(model_uri, spec.name, tags)).version
         registry.set_tags(spec.name, version, {Tag.DECISION: Decision.PENDING})
         result = TrainingResult(

@@ -71,7 +71,7 @@ def upstream_outputs(context: Any, spec: ModelSpec, step: Step) -> dict[type[Ste
 
 def step_context(context: Any, spec: ModelSpec, step: Step, log: Any) -> StepContext:
     from retrain.pipeline import StepContext
-    from retrain_operators.hooks import MlflowHook
+    from retrain_operators.hooks import MlflowHook, sql_engine
 
     return StepContext(
         spec=spec,
@@ -79,6 +79,7 @@ def step_context(context: Any, spec: ModelSpec, step: Step, log: Any) -> StepCon
         inputs=upstream_outputs(context, spec, step),
         registry_factory=lambda: MlflowHook().get_conn(),
         log=log,
+        engines=sql_engine,
     )
 
 

@@ -144,7 +144,7 @@ class SpecErrorOperator(BaseOperator):
         raise SpecError(self.message)
 
 
-def invalid_dag_id(spec_path: Path) -> str:
+def dag_id_of_file(spec_path: Path) -> str:
     """The DAG id a spec file claims whatever its content: retrain_<file name, lower case, [a-z0-9_] only>
     (a valid spec's name equals its file name, so this is its DAG id too), shortened with a hash when long."""
     slug = re.sub(r"[^a-z0-9_]+", "_", spec_path.stem.lower()) or "unnamed"
@@ -153,15 +153,21 @@ def invalid_dag_id(spec_path: Path) -> str:
     return f"retrain_{slug}"
 
 
-def build_model_dags(spec_paths: Iterable[Path], backend: str = "local") -> dict[str, DAG]:
+def build_model_dags(spec_paths: Iterable[Path], backend: str = "local", only: str | None = None) -> dict[str, DAG]:
     """One DAG per spec file, by DAG id. One bad file never takes the others down: a file that cannot be
     loaded, or whose DAG cannot be built, becomes its own `invalid-spec` placeholder; a DAG id claimed by
     several files (`churn.yaml` and `churn.yml`, names that normalise alike) becomes one placeholder that
-    names them all, never a silent or random winner."""
+    names them all, never a silent or random winner.
+
+    `only`: the one DAG id wanted (a task process's, from Airflow's parsing context): only the files that
+    can claim it are read, so a task does not load every spec of the fleet to find its own.
+    """
     claims: dict[str, list[tuple[Path, ModelSpec | SpecError]]] = {}
     for path in spec_paths:
+        if only is not None and dag_id_of_file(path) != only:
+            continue
         outcome = _load(path)
-        dag_id = outcome.dag_id if not isinstance(outcome, SpecError) else invalid_dag_id(path)
+        dag_id = outcome.dag_id if not isinstance(outcome, SpecError) else dag_id_of_file(path)
         claims.setdefault(dag_id, []).append((path, outcome))
     dags: dict[str, DAG] = {}
     for dag_id, claimants in sorted(claims.items()):
@@ -207,7 +213,7 @@ def build_invalid_spec_dag(spec_path: Path, error: Exception, dag_id: str | None
     if len(message) > MAX_ERROR_CHARS:
         message = message[:MAX_ERROR_CHARS] + f"... ({len(message) - MAX_ERROR_CHARS} more characters)"
     with DAG(
-        dag_id=dag_id or invalid_dag_id(spec_path),
+        dag_id=dag_id or dag_id_of_file(spec_path),
         description=f"INVALID SPEC {printable(spec_path.name)[:200]}: fix the file to get the retraining DAG back",
         schedule=None,
         start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),

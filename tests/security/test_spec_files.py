@@ -16,7 +16,7 @@ from markdown_it import MarkdownIt
 
 from retrain.errors import SpecError
 from retrain.spec import MAX_SPEC_BYTES, load_spec
-from retrain_operators.dag_factory import invalid_dag_id
+from retrain_operators.dag_factory import dag_id_of_file
 from tests.support import DEMO_SPEC, TASKS
 from tests.unit import test_hostile_specs as hostile_specs
 
@@ -196,5 +196,5 @@ def test_any_field_replaced_by_anything_gives_that_file_one_dag_and_leaves_the_o
     except yaml.YAMLError:
         return  # not writable as YAML (bytes keys and the like): no file, nothing to parse
     dags = build_model_dags([tmp_path / "fuzz.yaml", tmp_path / "good.yaml"])
-    assert set(dags) == {"retrain_good", invalid_dag_id(tmp_path / "fuzz.yaml")}
+    assert set(dags) == {"retrain_good", dag_id_of_file(tmp_path / "fuzz.yaml")}
     assert "invalid-spec" not in dags["retrain_good"].tags

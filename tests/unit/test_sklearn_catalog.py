@@ -8,8 +8,10 @@ from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.metrics import get_scorer, get_scorer_names
 
 from retrain.sklearn_catalog import (
+    BINARY_ONLY_SCORERS,
     CLASSIFICATION_SCORERS,
     OTHER_SCORERS,
+    POSITIVE_CLASS_SCORERS,
     REGRESSION_SCORERS,
     estimator_entry,
     estimator_problem,
@@ -140,3 +142,33 @@ def test_the_estimator_table_ships_with_the_package():
 
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert ESTIMATOR_TABLE.name in pyproject["tool"]["setuptools"]["package-data"]["retrain"]
+def test_binary_only_scorers_are_those_that_refuse_three_classes_and_their_alternatives_do_not():
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = make_classification(300, n_classes=3, n_informative=4, random_state=0)
+    model = LogisticRegression().fit(X, y)
+    refused = set()
+    for name in CLASSIFICATION_SCORERS:
+        try:
+            get_scorer(name)(model, X, y)
+        except ValueError:
+            refused.add(name)
+    assert refused == set(BINARY_ONLY_SCORERS)
+    for alternative in filter(None, BINARY_ONLY_SCORERS.values()):
+        assert alternative in CLASSIFICATION_SCORERS and alternative not in refused
+
+
+def test_positive_class_scorers_are_those_whose_value_changes_when_the_classes_swap():
+    """Same predictions, the 0/1 encoding swapped (probabilities and decisions mirrored with it)."""
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = make_classification(400, weights=[0.7], flip_y=0.1, random_state=2)
+    model = LogisticRegression().fit(X, y)
+    swapped = LogisticRegression().fit(X, 1 - y)
+    changed = {
+        name for name in CLASSIFICATION_SCORERS
+        if abs(get_scorer(name)(model, X, y) - get_scorer(name)(swapped, X, 1 - y)) > 1e-6
+    }  # fmt: skip
+    assert changed == POSITIVE_CLASS_SCORERS

@@ -13,7 +13,7 @@ from typing import Any
 
 from retrain.contracts import EvaluationResult, TrainingResult
 from retrain.errors import TrainingError
-from retrain.evaluation import compare
+from retrain.evaluation import compare, positive_label_tag
 from retrain.features import feature_matrix, read_partition
 from retrain.pipeline import StepContext
 from retrain.policy import Decision as PolicyDecision
@@ -140,6 +140,7 @@ def audit_tags(
         Tag.FORCED: str(decision.forced).lower(),
         Tag.REASONS: " | ".join(decision.reasons),
         Tag.METRIC: summary["metric"],
+        Tag.POSITIVE_LABEL: positive_label_tag(comparison.get("positive_label")),
         Tag.CHALLENGER_SCORE: "" if challenger_score is None else repr(challenger_score),
         Tag.CHAMPION_SCORE: "" if champion_score is None else repr(champion_score),
         Tag.CHAMPION_AT_EVALUATION: summary["champion_version"] or "",
