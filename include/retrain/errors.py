@@ -26,6 +26,12 @@ class SpecError(RetrainError):
     retryable = False
 
 
+class FormValueError(RetrainError, ValueError):
+    """A trigger-form (or conf) value is refused: names the param and the rule. Checked when the run starts."""
+
+    retryable = False
+
+
 class DataError(RetrainError):
     """The data cannot be read or is structurally unusable (missing file, corrupt file, bad timestamp).
 

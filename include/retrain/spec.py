@@ -13,7 +13,6 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -30,11 +29,19 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from retrain.errors import SpecError
-from retrain.sklearn_catalog import scorer_problem
+from retrain.estimator_params import param_problems
+from retrain.guards import expectation_argument_problem
+from retrain.safe_files import load_yaml, read_bounded_text
+from retrain.sklearn_catalog import estimator_problem, scorer_problem
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+# A spec is a page of YAML (the demo's is 2 KB): the cap bounds what parsing one file can cost.
+MAX_SPEC_BYTES = 256 * 1024
+# Airflow refuses a DAG tag longer than this (airflow.sdk.definitions.dag.TAG_MAX_LEN).
+MAX_TAG_LENGTH = 100
+# Schedules Airflow understands by name; "@continuous" would retrain in a loop and is not offered.
+CRON_PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
 CONN_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,250}$"  # what Airflow accepts as a connection id
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 DEFAULT_SPECS_DIR = Path(__file__).resolve().parents[1] / "models"
 
 # Estimators the spec may name. A spec is configuration, not code: an arbitrary import path
@@ -109,9 +116,11 @@ class FeaturesSpec(_Frozen):
 
 
 class EstimatorSpec(_Frozen):
-    estimator: str = Field(pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
+    estimator: str = Field(pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$", max_length=200)
     params: dict[str, Any] = Field(default_factory=dict)
-    random_state: int = Field(default=42, ge=0, description="Seed for the estimator, the bootstrap and sampling.")
+    random_state: int = Field(
+        default=42, ge=0, le=2**32 - 1, description="Seed for the estimator, the bootstrap and sampling."
+    )
 
     @field_validator("estimator")
     @classmethod
@@ -120,6 +129,16 @@ class EstimatorSpec(_Frozen):
         if not value.startswith(prefixes):
             raise ValueError(f"estimator {value!r} is not allowed; allowed module prefixes: {list(prefixes)}")
         return value
+
+    def problems(self, task: str) -> list[tuple[tuple[str, ...], str]]:
+        """(field, reason) when the estimator is not a scikit-learn estimator of `task` (a class outside
+        scikit-learn, admitted by RETRAIN_ALLOWED_ESTIMATOR_PREFIXES, is not checked here) or a parameter
+        may not be set as given (retrain.estimator_params)."""
+        if self.estimator.startswith("sklearn."):
+            problem = estimator_problem(self.estimator, task)
+            if problem:
+                return [(("model", "estimator"), problem)]
+        return [(("model", "params", name), reason) for name, reason in param_problems(self.estimator, self.params)]
 
 
 class BootstrapSpec(_Frozen):
@@ -200,11 +219,31 @@ class ExpectationSpec(_Frozen):
     kwargs: dict[str, Any] = Field(default_factory=dict)
     severity: Literal["fail", "warn"] = "fail"
 
+    @field_validator("kwargs")
+    @classmethod
+    def _not_evaluated(cls, value: dict[str, Any]) -> dict[str, Any]:
+        problem = expectation_argument_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+def _inside_expectations_folder(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_./-]*\.json", value) or ".." in value.split("/"):
+        raise ValueError(
+            f"{value[:100]!r} must be a .json file name (or sub-path) inside the expectations folder:"
+            " letters, digits, '_', '-', '.', '/', no absolute path and no '..'"
+        )
+    return value
+
+
+SuiteFile = Annotated[str, Field(max_length=255), AfterValidator(_inside_expectations_folder)]
+
 
 class ValidationSpec(_Frozen):
     expectations: tuple[ExpectationSpec, ...] = ()
-    suite_files: tuple[str, ...] = Field(
-        default=(), description="GX suite JSON files, relative to include/expectations/."
+    suite_files: tuple[SuiteFile, ...] = Field(
+        default=(), description="GX suite JSON files, relative to include/expectations/ (RETRAIN_EXPECTATIONS_DIR)."
     )
     min_rows: int = Field(default=1, ge=1)
     timestamp_null_tolerance: float = Field(
@@ -226,9 +265,9 @@ class DriftSpec(_Frozen):
 
 
 class Toleration(_Frozen):
-    key: str | None = None
+    key: LabelKey | None = None
     operator: Literal["Equal", "Exists"] = "Equal"
-    value: str | None = None
+    value: LabelValue | None = None
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
 
 
@@ -257,30 +296,62 @@ class ResourcesSpec(_Frozen):
     gpu: int = Field(default=0, ge=0, le=16)
 
 
+# Kubernetes names and label syntax: spec values reach the pod as data, so only these shapes are accepted.
+K8S_NAME = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+LabelKey = Annotated[str, Field(pattern=r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")]
+LabelValue = Annotated[str, Field(pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")]
+
+
 class TrainingSpec(_Frozen):
-    image: str = "retrain-training:latest"
-    namespace: str = Field(default="ml-training", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    service_account: str = "retrain-training"
-    mlflow_secret: str = Field(default="retrain-mlflow", description="Kubernetes Secret holding MLFLOW_* variables.")
+    image: str = Field(
+        default="retrain-training:latest",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,254}(@sha256:[0-9a-f]{64})?$",
+        description="The training image; the kubernetes backend requires it pinned by digest (name@sha256:...).",
+    )
+    namespace: str = Field(default="ml-training", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    service_account: str = Field(default="retrain-training", pattern=K8S_NAME)
+    mlflow_secret: str = Field(
+        default="retrain-mlflow", pattern=K8S_NAME, description="Kubernetes Secret holding MLFLOW_* keys."
+    )
     resources: ResourcesSpec = ResourcesSpec()
-    node_selector: dict[str, str] = Field(default_factory=dict)
+    node_selector: dict[LabelKey, LabelValue] = Field(default_factory=dict)
     tolerations: tuple[Toleration, ...] = ()
     affinity: dict[str, Any] = Field(default_factory=dict)
     artifacts_pvc: str | None = Field(
-        default=None, description="PersistentVolumeClaim shared with the workers, mounted at the artifacts root."
+        default=None,
+        pattern=K8S_NAME,
+        description="PersistentVolumeClaim shared with the workers, mounted at the artifacts root.",
     )
     timeout_minutes: int = Field(default=120, ge=1, le=7 * 24 * 60)
-    startup_timeout_seconds: int = Field(default=600, ge=30)
+    startup_timeout_seconds: int = Field(default=600, ge=30, le=24 * 3600)
     deferrable: bool = False
 
 
+DagTag = Annotated[str, Field(min_length=1, max_length=MAX_TAG_LENGTH, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
 class ScheduleSpec(_Frozen):
-    cron: str | None = "0 2 * * *"
+    cron: str | None = Field(
+        default="0 2 * * *", description="A cron expression, one of @hourly, @daily, ..., or null (manual only)."
+    )
     start_date: dt.date = dt.date(2024, 1, 1)
-    owner: str = "ml-platform"
+    owner: str = Field(default="ml-platform", min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
     retries: int = Field(default=2, ge=0, le=10)
-    retry_delay_minutes: int = Field(default=5, ge=0)
-    tags: tuple[str, ...] = ()
+    retry_delay_minutes: int = Field(default=5, ge=0, le=24 * 60)
+    tags: tuple[DagTag, ...] = Field(default=(), max_length=20)
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        if value is None or value in CRON_PRESETS:
+            return value
+        from croniter import croniter  # what Airflow's cron timetables validate with
+
+        if len(value) > 200 or not croniter.is_valid(value):
+            raise ValueError(
+                f"{value[:200]!r} is not a cron expression (five fields, e.g. '0 2 * * *') nor one of {list(CRON_PRESETS)}"
+            )
+        return value
 
 
 class ModelSpec(_Frozen):
@@ -337,6 +408,7 @@ class ModelSpec(_Frozen):
             if problem:
                 loc = ("evaluation", "metric") if index == 0 else ("evaluation", "secondary_metrics", str(index - 1))
                 problems.append((loc, problem))
+        problems += self.model.problems(self.task)
         problems += source_problems(self.data)
         if problems:
             raise ValidationError.from_exception_data(
@@ -426,17 +498,11 @@ def parse_spec(document: Any, source: str = "<spec>", known_users: Collection[st
 
 
 def load_spec(path: str | os.PathLike[str], known_users: Collection[str] | None = None) -> ModelSpec:
+    """The spec in `path`: a regular file inside its folder (a symlink only when it resolves there), at most
+    MAX_SPEC_BYTES, YAML without aliases, valid against the schema, and named like its `name`."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise SpecError(f"{path}: cannot read model spec: {error}") from None
-    try:
-        # The C loader is the same safe loader (no Python object tags), about ten times faster to parse,
-        # which DAG parsing pays per spec file.
-        document = yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 - CSafeLoader/SafeLoader only
-    except yaml.YAMLError as error:
-        raise SpecError(f"{path}: not valid YAML: {error}") from None
+    text = read_bounded_text(path, path.parent, MAX_SPEC_BYTES, "model spec")
+    document = load_yaml(text, str(path))
     spec = parse_spec(document, source=str(path), known_users=known_users)
     if path.stem != spec.name:
         raise SpecError(f"{path}: field 'name' is {spec.name!r} but the file is named {path.name!r}; they must match")

@@ -27,11 +27,16 @@ class Tag(StrEnum):
     MODEL_NAME = "retrain.model_name", "model spec name (the registered model)"
     ESTIMATOR = "retrain.estimator", "scikit-learn estimator class of the model"
     WINDOW_END = "retrain.window_end", "end date (exclusive) of the data window the version was trained on"
-    INPUT_HASH = "retrain.input_hash", "SHA-256 of the training and holdout sets together (the rerun key)"
+    INPUT_HASH = "retrain.input_hash", "SHA-256 of the training and holdout sets together (part of the rerun key)"
     TRAIN_HASH = "retrain.train_hash", "SHA-256 of the training set's dtypes and rows"
     HOLDOUT_HASH = "retrain.holdout_hash", "SHA-256 of the holdout set's dtypes and rows"
     CODE_VERSION = "retrain.code_version", "git commit (or package version) of the code that trained it"
     PARAMS_HASH = "retrain.params_hash", "hash of the estimator parameters actually used"
+    TRAINING_KEY = (
+        "retrain.training_key",
+        "SHA-256 of all but the data that shapes the model (estimator class, resolved parameters, features,"
+        " target, task, pipeline version); with input_hash and code_version, the key a rerun reuses a version by",
+    )
     TRIGGER = "retrain.trigger", "why the run that trained the version started: schedule, manual, data or monitoring"
     TRIGGER_REASON = "retrain.trigger_reason", "the reason the triggering asset event gave, if any"
     POSITIVE_LABEL = "retrain.positive_label", 'positive class of binary metrics, as JSON ("yes", true, 1); empty: none'
@@ -62,6 +67,10 @@ class Tag(StrEnum):
     ROLLBACK_REASON = "retrain.rollback_reason", "why the rollback was made, as the person wrote it"
     ROLLBACK_BY = "retrain.rollback_by", "who triggered the rollback"
     ROLLED_BACK_FROM_AT = "retrain.rolled_back_from_at", "when a rollback replaced the version as champion"
+    ROLLBACK_FORCED = (
+        "retrain.rollback_forced",
+        "'true' when the rollback form said force: the version had not passed the policy in a real, unforced run",
+    )
 
     # The human review (written by `approve_promotion` when the spec's promotion.approval asks for one).
     REVIEW_REQUESTED_AT = "retrain.review_requested_at", "when approve_promotion asked a person to review the version"

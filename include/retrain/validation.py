@@ -21,13 +21,14 @@ import logging
 import math
 import os
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from retrain.errors import SpecError
+from retrain.guards import expectation_argument_problem
+from retrain.safe_files import read_bounded_text
 from retrain.settings import expectations_dir
 from retrain.sklearn_catalog import BINARY_ONLY_SCORERS
 from retrain.spec import ModelSpec
@@ -242,12 +243,21 @@ def _target_suite(spec: ModelSpec) -> list[ExpectationDef]:
     return defs
 
 
+# A suite is a list of expectations; a megabyte holds thousands.
+MAX_SUITE_BYTES = 1024 * 1024
+
+
 def _suite_file(name: str) -> list[ExpectationDef]:
-    path = Path(name) if os.path.isabs(name) else expectations_dir() / name
+    """The expectations of a suite file inside the expectations folder (never outside it, never a FIFO or a
+    device, at most MAX_SUITE_BYTES)."""
+    root = expectations_dir()
+    path = root / name
+    text = read_bounded_text(path, root, MAX_SUITE_BYTES, "expectation suite (validation.suite_files)")
     try:
-        document = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise SpecError(f"{path}: cannot read expectation suite (validation.suite_files): {error}") from None
+        document = json.loads(text)
+    except (ValueError, RecursionError) as error:
+        reason = error.msg if isinstance(error, json.JSONDecodeError) else type(error).__name__
+        raise SpecError(f"{path}: expectation suite (validation.suite_files) is not valid JSON: {reason}") from None
     items = document.get("expectations") if isinstance(document, dict) else None
     if not isinstance(items, list):
         raise SpecError(f"{path}: an expectation suite needs a list under 'expectations'")
@@ -255,6 +265,9 @@ def _suite_file(name: str) -> list[ExpectationDef]:
     for index, item in enumerate(items):
         if not isinstance(item, dict) or not isinstance(item.get("type"), str):
             raise SpecError(f"{path}: expectations[{index}] needs a 'type' (a GX expectation name)")
+        problem = expectation_argument_problem(item.get("kwargs") or {})
+        if problem:
+            raise SpecError(f"{path}: expectations[{index}].kwargs: {problem}")
         severity = ((item.get("meta") or {}).get("severity")) or "fail"
         if severity not in ("fail", "warn"):
             raise SpecError(f"{path}: expectations[{index}].meta.severity must be 'fail' or 'warn', got {severity!r}")
@@ -285,6 +298,10 @@ def _expectation(definition: ExpectationDef, index: int):
         cls = None
     if cls is None:
         raise SpecError(f"{definition.source}: unknown Great Expectations expectation {definition.type!r}")
+    # Every expectation passes here, whatever its source: the last gate before GX evaluates anything.
+    problem = expectation_argument_problem(definition.kwargs)
+    if problem:
+        raise SpecError(f"{definition.source}: {definition.type}: {problem}")
     try:
         return cls(**definition.kwargs, meta={"index": index, "severity": definition.severity})
     except Exception as error:  # noqa: BLE001 - pydantic validation errors of GX

@@ -136,8 +136,12 @@ class StepOperator(ReportsLineage, RetrainOperator):
     ui_color = "#d9ead3"
 
     def execute(self, context: Any) -> dict[str, Any]:
-        ctx = step_context(context, self.spec, self.step, self.log)
-        self.keep_lineage(ctx.run, ctx.inputs)
-        result = run_step(context, lambda: self.step.function()(ctx))
+        # The run is resolved (and the form's values checked) inside run_step: a refused value fails at once.
+        def step() -> dict[str, Any]:
+            ctx = step_context(context, self.spec, self.step, self.log)
+            self.keep_lineage(ctx.run, ctx.inputs)
+            return self.step.function()(ctx)
+
+        result = run_step(context, step)
         self.keep_result(result)
         return result

@@ -69,6 +69,11 @@ class LocalTrainOperator(ReportsLineage, RetrainOperator):
         return result
 
     def _run(self, command: list[str], env: dict[str, str], timeout_s: float) -> tuple[int, list[str], bool]:
+        from retrain.credentials import environment_secrets, redact
+
+        # The task's supervisor masks what the hook registered; redacting here too keeps the relayed lines and
+        # the error's last lines clean where no supervisor runs (dag.test, a bare worker process).
+        secrets = environment_secrets(env)
         last_lines: collections.deque[str] = collections.deque(maxlen=LAST_LINES)
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
@@ -78,7 +83,7 @@ class LocalTrainOperator(ReportsLineage, RetrainOperator):
         def pump() -> None:
             assert process.stdout is not None
             for line in process.stdout:
-                line = line.rstrip("\n")
+                line = redact(line.rstrip("\n"), secrets)
                 last_lines.append(line)
                 self.log.info("[train] %s", line)
 

@@ -10,6 +10,7 @@ from airflow.sdk.definitions._internal.dag_parsing_context import _airflow_parsi
 from tests.support import REPO, write_spec
 
 DAG_FILE = REPO / "dags" / "retrain_models.py"
+CONTEXT_VARIABLES = ("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "_AIRFLOW_PARSING_CONTEXT_TASK_ID")
 
 
 @pytest.fixture
@@ -19,6 +20,20 @@ def fleet_specs(tmp_path, monkeypatch):
     (tmp_path / "Ctx-Broken.yaml").write_text("name: [not, a, name]\n")
     monkeypatch.setenv("RETRAIN_SPECS_DIR", str(tmp_path))
     return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def no_context_left_behind():
+    # Airflow's context manager restores the variables only if they were set before: it leaves them set in
+    # this process, where every later DAG file parse (dag.test() in later tests, the e2e stack's processes)
+    # would build just this test's DAG.
+    before = {name: os.environ.get(name) for name in CONTEXT_VARIABLES}
+    yield
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def parsed_dag_ids(dag_id: str | None = None, task_id: str | None = None) -> set[str]:

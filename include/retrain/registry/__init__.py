@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retrain import history
+from retrain.credentials import redact
 from retrain.errors import PromotionConflictError, RegistryError, RollbackRefusedError
 from retrain.tags import Decision, Tag
 
@@ -279,14 +280,18 @@ class Registry:
             return None
 
     def rollback(
-        self, model: str, target_version: str | None, reason: str, actor: str, *, run_id: str | None = None
-    ) -> dict[str, str | None]:
+        self, model: str, target_version: str | None, reason: str, actor: str, force: bool = False, *,
+        run_id: str | None = None,
+    ) -> dict[str, str | None]:  # fmt: skip
         """Point `champion` back at `previous` (or at target_version) and `previous` at the replaced champion.
 
-        Refuses a version that never passed evaluation, or that a reviewer declined or has not approved yet:
-        rollback restores a vetted model, nothing else. The move is written to the champion history first
-        (no entry, no move). Returns {"from", "to", "champion", "previous"}.
+        Refuses a version that does not exist, one a reviewer declined or has not approved yet, and, unless
+        `force`, one that did not pass the policy in a real, unforced evaluation (rollback_problem): a dry run
+        or a forced promotion marks a version `passed_evaluation` without the policy's comparison. The move is
+        written to the champion history first (no entry, no move). Returns {"from", "to", "champion", "previous"}.
         """
+        from mlflow.exceptions import MlflowException
+
         current = self._alias_version(model, CHAMPION_ALIAS)
         target = str(target_version) if target_version else self._alias_version(model, PREVIOUS_ALIAS)
         if target is None:
@@ -295,11 +300,17 @@ class Registry:
             )
         if target == current:
             raise RollbackRefusedError(f"model {model}: version {target} is already '{CHAMPION_ALIAS}'")
-        found = self.version(model, target)
-        if found.tags.get(Tag.PASSED_EVALUATION) != "true":
+        try:
+            found = self.version(model, target)
+        except MlflowException as error:
+            if _is_missing(error):
+                raise RollbackRefusedError(f"model {model} has no version {target}: nothing to roll back to") from None
+            raise
+        problem = rollback_problem(found.tags)
+        if problem and not force:
             raise RollbackRefusedError(
-                f"model {model} version {target} never passed evaluation (tag {Tag.PASSED_EVALUATION} is not"
-                " 'true'); rollback only restores versions that were promoted by policy"
+                f"model {model} version {target} {problem}; rollback restores versions the policy passed"
+                " (trigger with force=true to roll back to it anyway: recorded on the version)"
             )
         if found.tags.get(Tag.DECISION) in NOT_RESTORABLE:
             raise RollbackRefusedError(
@@ -318,8 +329,11 @@ class Registry:
         self._write_history(model, history.HistoryEntry(key, move, history.DONE))
         stamp = move.at.isoformat(timespec="seconds")
         self.set_tags(
-            model, target, {Tag.ROLLED_BACK_TO_AT: stamp, Tag.ROLLBACK_REASON: reason, Tag.ROLLBACK_BY: actor}
-        )
+            model,
+            target,
+            {Tag.ROLLED_BACK_TO_AT: stamp, Tag.ROLLBACK_REASON: reason, Tag.ROLLBACK_BY: actor,
+             Tag.ROLLBACK_FORCED: str(bool(problem and force)).lower()},
+        )  # fmt: skip
         if current is not None:
             self.set_tags(model, current, {Tag.ROLLED_BACK_FROM_AT: stamp})
         return {"from": current, "to": target, **self.aliases(model)}
@@ -342,7 +356,7 @@ class Registry:
             except Exception as error:  # noqa: BLE001 - MLflow raises several types for a missing artifact
                 raise RegistryError(
                     f"{version.model} version {version.version} (run {version.run_id}) has no drift reference"
-                    f" artifact {REFERENCE_ARTIFACT}: {error}"
+                    f" artifact {REFERENCE_ARTIFACT}: {redact(str(error))}"  # MLflow errors quote the tracking URI
                 ) from None
             return pd.read_parquet(path)
 
@@ -383,3 +397,20 @@ class Registry:
             )
             with _model_loading_allowed():
                 return mlflow.sklearn.load_model(local)
+
+
+# Decisions of a version the policy passed in a real run (not a dry run): what rollback restores unforced.
+VETTED_DECISIONS = frozenset({Decision.APPROVED, Decision.PROMOTED, Decision.CHAMPION})
+
+
+def rollback_problem(tags: Mapping[str, str]) -> str | None:
+    """Why a version with these tags is not one rollback restores without `force`, or None when it is: it
+    must have passed the policy (`passed_evaluation`), not by force_promote, in a real run (not a dry run)."""
+    decision = tags.get(Tag.DECISION)
+    if tags.get(Tag.PASSED_EVALUATION) != "true":
+        return f"never passed evaluation (tag {Tag.PASSED_EVALUATION} is not 'true')"
+    if tags.get(Tag.FORCED) == "true":
+        return f"passed only because force_promote overrode the comparison (tag {Tag.FORCED})"
+    if decision not in VETTED_DECISIONS:
+        return f"was not passed by a real run (tag {Tag.DECISION} is {decision!r})"
+    return None
