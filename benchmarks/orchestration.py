@@ -23,36 +23,8 @@ ROWS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 REPEAT = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 sys.path.insert(0, str(REPO))
 
-BARE = r"""
-import datetime as dt, json, os, subprocess, sys, tempfile
-from pathlib import Path
-from retrain.spec import load_spec
-from retrain.window import Window
-from retrain.data import read_window
-from retrain.validation import validate_frame
-from retrain.features import build_partition, read_partition, feature_matrix
-from retrain.invocation import training_invocation
-from retrain.evaluation import compare
-from retrain.options import Run, RunOptions
-from retrain.policy import decide
-from retrain.registry import Registry
-spec = load_spec(sys.argv[1]); out = Path(sys.argv[2])
-window = Window.ending(dt.date(2025, 5, 1), spec.data)
-frame = read_window(spec, window).frame
-assert validate_frame(frame, spec, window).success
-partition = build_partition(frame[list(spec.input_columns)], spec, window, out / window.partition)
-inv = training_invocation(spec, Run(spec.dag_id, "bare", RunOptions(), window), task_id="train",
-                          features_dir=str(partition.path), result_path=str(out / "result.json"))
-subprocess.run(inv.command(sys.executable), env={**os.environ, **inv.env}, check=True, capture_output=True)
-result = json.loads((out / "result.json").read_text())
-registry = Registry()
-train, holdout, _ = read_partition(partition.path)
-X, y = feature_matrix(holdout, spec)
-model = registry.load_model(spec.name, result["model_version"])
-decision = decide(compare(None, model, X, y, train[spec.target], spec), spec.promotion)
-if decision.promote:
-    registry.promote(spec.name, result["model_version"], expected_champion=None)
-"""
+# The same job as a bare script: read, validate, features, fit, evaluate, decide, promote.
+BARE = (Path(__file__).resolve().parent / "bare_job.py").read_text()
 
 DAG = r"""
 import datetime as dt, sys

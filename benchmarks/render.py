@@ -10,7 +10,8 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def table(rows: list[dict]) -> str:
-    columns = list(dict.fromkeys(key for row in rows for key in row if key != "samples"))
+    # Lists and mappings (samples, per-step breakdowns) stay in the JSON; the table shows the scalars.
+    columns = list(dict.fromkeys(key for row in rows for key in row if not isinstance(row[key], (list, dict))))
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
@@ -18,7 +19,7 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     parts = []
-    for name in ("parse_cost", "orchestration", "scaling"):
+    for name in ("parse_cost", "orchestration", "scaling", "fleet", "sql_scaling"):
         path = HERE / "results" / f"{name}.json"
         if not path.exists():
             parts.append(f"### {name}\n\nnot measured yet (`bash benchmarks/run_all.sh`).")

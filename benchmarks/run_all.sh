@@ -11,4 +11,9 @@ cd benchmarks
 ../.venv/bin/python parse_cost.py "$((repeat * 3))"
 ../.venv/bin/python scaling.py 100000,1000000,5000000 "$repeat"
 ../.venv/bin/python orchestration.py 1000000 "$repeat"
+# One night of 20 models through the scheduler on the PostgreSQL stack, at parallelism 1, 2 and the
+# stack's default (about 25 minutes on an idle 2-core machine; not repeated).
+../.venv/bin/python fleet.py 20 200000 1,2,default
+# A PostgreSQL table of 1M, 5M, 10M rows: once (each case takes minutes; generating 10M rows too).
+../.venv/bin/python sql_scaling.py 1000000,5000000,10000000 1
 ../.venv/bin/python render.py

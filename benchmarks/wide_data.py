@@ -14,9 +14,10 @@ CATEGORICAL = [f"cat_{i}" for i in range(4)]
 END = dt.date(2025, 5, 1)
 
 
-def frame(rows: int, seed: int = 0, days: int = 56) -> pd.DataFrame:
+def frame(rows: int, seed: int = 0, days: int = 56, end: dt.date = END) -> pd.DataFrame:
+    """`rows` events spread over the `days` days before `end` (midnight UTC), reproducible from `seed`."""
     rng = np.random.default_rng(seed)
-    start = pd.Timestamp(END - dt.timedelta(days=days), tz="UTC")
+    start = pd.Timestamp(end - dt.timedelta(days=days), tz="UTC")
     seconds = np.sort(rng.integers(0, days * 86_400, size=rows))
     data = {"event_time": start + pd.to_timedelta(seconds, unit="s")}
     for i, name in enumerate(NUMERIC):
@@ -43,12 +44,12 @@ def spec_document(name: str, uri: str) -> dict:
     }
 
 
-def write(rows: int, directory: Path, name: str = "bench") -> Path:
+def write(rows: int, directory: Path, name: str = "bench", seed: int = 0, end: dt.date = END) -> Path:
     """Writes the data as one Parquet file and the spec next to it; returns the spec path."""
     directory.mkdir(parents=True, exist_ok=True)
     data = directory / "data"
     data.mkdir(exist_ok=True)
-    frame(rows).to_parquet(data / "events.parquet", index=False, row_group_size=250_000)
+    frame(rows, seed=seed, end=end).to_parquet(data / "events.parquet", index=False, row_group_size=250_000)
     spec = directory / f"{name}.yaml"
     spec.write_text(yaml.safe_dump(spec_document(name, str(data))))
     return spec

@@ -68,4 +68,7 @@ PY
 
 echo "== the story (Airflow's own logs: .demo/logs/demo.log)"
 "$py" scripts/demo.py 2>"$demo/logs/demo.log"
+echo
+echo "== champion history (python -m retrain.history churn; model cards: model_card/card.html of each version's run)"
+"$py" -m retrain.history churn | sed 's/^/   /'
 echo "   Airflow and MLflow UIs on this demo's runs and registry: STACK_DIR=.demo bash scripts/stack.sh start"

@@ -41,6 +41,18 @@ if [[ ! -f "$stamp" && ! -f "$(stamp_of requirements-dev.txt)" ]]; then
   touch "$stamp"
 fi
 
+# The infrastructure scanners (checkov, hadolint) in a venv of their own (checkov's pins clash with
+# Airflow's), from requirements-scan.txt; the stamp makes a second call free.
+if [[ $dev == 1 ]]; then
+  scan_stamp=".venv-scan/.installed-$(sha256sum requirements-scan.txt | cut -c1-16)"
+  if [[ ! -f "$scan_stamp" ]]; then
+    echo "setup: installing the infrastructure scanners into .venv-scan"
+    [[ -x .venv-scan/bin/python ]] || "$python_bin" -m venv .venv-scan
+    .venv-scan/bin/python -m pip install --quiet -r requirements-scan.txt
+    touch "$scan_stamp"
+  fi
+fi
+
 apt_install() {  # package, what fails without it
   echo "setup: installing Debian's $1"
   if [[ $(id -u) == 0 ]]; then

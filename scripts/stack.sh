@@ -51,6 +51,11 @@ export AIRFLOW__CORE__EXECUTOR=LocalExecutor
 cores=$(nproc)
 export AIRFLOW__CORE__PARALLELISM=${AIRFLOW__CORE__PARALLELISM:-$((2 * cores > 2 ? 2 * cores : 2))}
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$airflow_port/execution/
+# Each task's supervisor calls the API server (one process, sharing these cores with the running tasks)
+# to start, heartbeat and finish the task. Airflow's 5 s timeout turns a slow answer into a retry after a
+# random back-off of up to 90 s: on 2 busy cores the first tasks of a fleet night waited about a minute
+# that way (benchmarks/README.md, fleet night). Waiting longer for the answer costs less than retrying.
+export AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT=${AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT:-30}
 export AIRFLOW__API__BASE_URL=http://127.0.0.1:$airflow_port
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=${STACK_USER:-admin}:admin
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=${AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL:-10}
@@ -100,73 +105,32 @@ health = json.load(sys.stdin)
 sys.exit(0 if all(health.get(k, {}).get("status") == "healthy" for k in ("metadatabase", "scheduler", "dag_processor")) else 1)'
 }
 
-as_pg_owner() {  # run a PostgreSQL program as the cluster's owner: initdb and postgres refuse root
-  if ((EUID == 0)); then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
-}
-
-pg_running() { [[ -f $pg_data/PG_VERSION ]] && as_pg_owner "$pg_bin/pg_ctl" status -D "$pg_data" >/dev/null 2>&1; }
+cluster() { bash "$root/scripts/postgres.sh" "$@"; }  # the one place that creates, starts and stops a cluster
+pg_running() { cluster status "$pg_dir"; }
 pg_pid() { sed -n 1p "$pg_data/postmaster.pid"; }   # postmaster.pid: pid, data dir, start time, port, ...
-pg_port() { sed -n 4p "$pg_data/postmaster.pid"; }
+pg_port() { cluster port "$pg_dir"; }
 
-pg_init() {  # a new cluster: the superuser by peer on the socket only, the app role by password
+pg_init() {  # a new cluster: the superuser by peer on the socket only, the app role by password (in pgpass)
   [[ -f $pg_data/PG_VERSION ]] && return
-  if [[ ! -x $pg_bin/initdb ]]; then
-    echo "stack: no PostgreSQL server in ${pg_bin:-/usr/lib/postgresql/*/bin} (PG_BIN); bash scripts/setup.sh --stack installs Debian's postgresql" >&2
-    exit 1
-  fi
-  mkdir -p "$pg_dir"
   if ((EUID == 0)); then
     chmod 711 "$state"  # the postgres user may pass through to postgres/, and see nothing else here
-    chown postgres: "$pg_dir"
-    if ! as_pg_owner test -w "$pg_dir"; then
-      echo "stack: STACK_DIR=$state: the postgres user cannot write $pg_dir; every folder above it must be searchable by others (chmod o+x)" >&2
-      exit 1
-    fi
   fi
-  as_pg_owner "$pg_bin/initdb" -D "$pg_data" --auth-local=peer --auth-host=scram-sha-256 \
-    --encoding=UTF8 --locale=C.UTF-8 >"$state/logs/postgres-initdb.log" 2>&1 \
-    || { echo "stack: initdb failed; see $state/logs/postgres-initdb.log" >&2; exit 1; }
-  printf "\n# scripts/stack.sh: loopback and a socket under the stack folder only\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\nunix_socket_permissions = 0700\npassword_encryption = scram-sha-256\n" \
-    "$pg_socket" | as_pg_owner tee -a "$pg_data/postgresql.conf" >/dev/null
-  as_pg_owner mkdir -m 700 "$pg_socket"
-  local password
-  password=$("$bin/python" -c 'import secrets; print(secrets.token_hex(24))')
-  printf '127.0.0.1:*:*:%s:%s\n' "$pg_role" "$password" >"$PGPASSFILE"
-  chmod 600 "$PGPASSFILE"
-  pg_start
-  # psql reads the password on its standard input, not its command line; the server stores a SCRAM
-  # hash, and log_min_error_statement keeps a failing statement out of the server log.
-  printf "SET log_min_error_statement = panic;\nCREATE ROLE %s LOGIN PASSWORD '%s';\nCREATE DATABASE airflow OWNER %s;\nCREATE DATABASE mlflow OWNER %s;\n" \
-    "$pg_role" "$password" "$pg_role" "$pg_role" \
-    | as_pg_owner "$pg_bin/psql" -h "$pg_socket" -p "$(pg_port)" -d postgres -v ON_ERROR_STOP=1 -q -o /dev/null \
-      >"$state/logs/postgres-init.log" 2>&1 \
-    || { echo "stack: creating the role and the databases failed; see $state/logs/postgres-init.log" >&2; pg_stop; exit 1; }
+  POSTGRES_ROLE=$pg_role PG_BIN=$pg_bin cluster init "$pg_dir" airflow mlflow || exit 1
 }
 
 pg_start() {  # one server per cluster: a running one is reused (its port is in postmaster.pid)
-  if pg_running; then
-    remember postgres "$(pg_pid)"
-    return
-  fi
-  local port=${POSTGRES_PORT:-$("$bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
   ln -sfn "$pg_dir/server.log" "$state/logs/postgres.log"
-  if ! as_pg_owner "$pg_bin/pg_ctl" start -D "$pg_data" -l "$pg_dir/server.log" -w -t 60 -o "-p $port" >/dev/null; then
-    echo "stack: PostgreSQL did not start on 127.0.0.1:$port; see $state/logs/postgres.log" >&2
-    exit 1
-  fi
+  # shellcheck disable=SC2086 # no POSTGRES_PORT: the script picks a free port
+  PG_BIN=$pg_bin cluster start "$pg_dir" ${POSTGRES_PORT:-} >/dev/null || exit 1
   remember postgres "$(pg_pid)"  # pg_ctl starts the server in a session of its own
 }
 
 pg_stop() {  # pg_ctl removes postmaster.pid, the socket and its lock file; a kill only if it hangs
-  if pg_running; then
-    as_pg_owner "$pg_bin/pg_ctl" stop -D "$pg_data" -m fast -w -t 60 >/dev/null 2>&1 || true
-  fi
+  PG_BIN=$pg_bin cluster stop "$pg_dir"
   if alive postgres; then
     kill -KILL -- "-$(pid_of postgres)" 2>/dev/null || true
     for _ in $(seq 1 20); do kill -0 -- "-$(pid_of postgres)" 2>/dev/null || break; sleep 0.5; done
-  fi
-  if [[ -f $pg_data/postmaster.pid ]] && ! pg_running; then  # what a killed server leaves
-    rm -f "$pg_data/postmaster.pid" "$pg_socket"/.s.PGSQL.*
+    PG_BIN=$pg_bin cluster stop "$pg_dir"  # tidies what the killed server left
   fi
   rm -f "$pids/postgres.pid"
 }

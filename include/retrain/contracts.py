@@ -188,3 +188,21 @@ class RetrainRequestResult(StepOutput):
     def event_extra(self) -> dict[str, Any]:
         """The payload of the request asset's event."""
         return dict(self.extra)
+
+
+@dataclass(frozen=True)
+class ReviewResult(StepOutput):
+    """`approve_promotion`: whether a person approved the promotion, or why nobody had to.
+
+    outcome: "approved" | "rejected" (a Reject, or no answer by the timeout) | "not_required" (the spec's
+    approval mode does not ask for this promotion). `by` is the reviewer's user id (None after a timeout).
+    """
+
+    model: str
+    version: str
+    outcome: str
+    by: str | None = None
+    at: str | None = None
+    comment: str = ""
+    timed_out: bool = False
+    reason: str = ""

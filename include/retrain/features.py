@@ -18,7 +18,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,9 +29,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from retrain.errors import DataError, SpecError
+from retrain.estimator_params import format_problems, import_estimator, param_problems, signature_problems
 from retrain.spec import ModelSpec
 from retrain.window import Window
 
+# The version of what build_pipeline fits around the estimator (imputation, encoding, scaling). Bump it
+# when that changes: it is part of the key that lets a rerun reuse a trained version (retrain.train).
+PIPELINE_VERSION = "1"
 TRAIN_FILE = "train.parquet"
 HOLDOUT_FILE = "holdout.parquet"
 MANIFEST_FILE = "_manifest.json"
@@ -58,8 +62,38 @@ def _typed_columns(frame: pd.DataFrame, spec: ModelSpec) -> dict[str, pd.Series]
         columns[column] = _typed(frame[column], "float64")
     for column in spec.features.categorical:
         columns[column] = strings(frame[column])
-    columns[target] = _typed(frame[target], "int64" if spec.task == "classification" else "float64")
+    columns[target] = class_labels(frame[target]) if spec.task == "classification" else _typed(frame[target], "float64")
     return columns
+
+
+def class_labels(values: pd.Series) -> pd.Series:
+    """A classification target with the type of its labels, whatever the file stored: booleans as `bool`,
+    integers (and integral floats, as a column with a gap once became) as `int64`, anything else as text
+    in the Arrow-backed `str` dtype of the categories. A category column takes its categories' type.
+
+    Raises ValueError naming the values that are not class labels (validation refuses them first).
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.astype(values.cat.categories.dtype)
+    dtype = values.dtype
+    if pd.api.types.is_object_dtype(dtype):  # what the values are, in one pass in C
+        kind = pd.api.types.infer_dtype(values, skipna=True)
+        numeric = {"boolean": bool, "integer": "int64", "floating": float, "mixed-integer-float": float}
+        dtype = np.dtype(numeric[kind]) if kind in numeric else dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return values if values.dtype == bool else values.astype(bool)
+    if pd.api.types.is_integer_dtype(dtype):
+        return _typed(values, "int64")
+    if pd.api.types.is_float_dtype(dtype):
+        numbers = values.to_numpy(dtype=float)
+        fractional = ~np.isfinite(numbers) | (numbers != np.floor(numbers))
+        if fractional.any():
+            raise ValueError(
+                f"target {values.name!r} has {int(fractional.sum())} value(s) that are not class labels, e.g."
+                f" {numbers[fractional][:3].tolist()} (rule: a classification target holds class labels)"
+            )
+        return pd.Series(numbers.astype("int64"), index=values.index, name=values.name)
+    return strings(values)
 
 
 def _row_order(columns: dict[str, pd.Series]) -> np.ndarray:
@@ -180,17 +214,59 @@ def build_partition(frame: pd.DataFrame, spec: ModelSpec, window: Window, path: 
     try:
         columns = _typed_columns(frame, spec)
     except (KeyError, ValueError, TypeError) as error:
-        raise DataError(f"{spec.data.uri}: cannot build features for window {window}: {error}") from None
+        raise DataError(f"{spec.data.location}: cannot build features for window {window}: {error}") from None
     order = _row_order(columns)
     stamps = columns[spec.data.timestamp_column].array.take(order)
     timed = len(stamps) - int(stamps.isna().sum())  # rows without a timestamp sort last and are in no window
     lo, mid, hi = _bounds(stamps[:timed], window)
     if mid == lo or hi == mid:
-        raise DataError(
-            f"{spec.data.uri}: window {window} has {mid - lo} training and {hi - mid} holdout rows;"
-            " both must be non-empty (rule: data.lookback_days / data.holdout_days)"
-        )
+        raise empty_split_error(spec, window, mid - lo, hi - mid)
     return _publish(Path(path), window, _taken(columns, order[lo:mid]), _taken(columns, order[mid:hi]))
+
+
+def empty_split_error(spec: ModelSpec, window: Window, train_rows: int, holdout_rows: int) -> DataError:
+    """The error for a window whose training or holdout set is empty."""
+    return DataError(
+        f"{spec.data.location}: window {window} has {train_rows} training and {holdout_rows} holdout rows;"
+        " both must be non-empty (rule: data.lookback_days / data.holdout_days)"
+    )
+
+
+def build_partition_from_ordered(
+    chunks: Iterable[pd.DataFrame], spec: ModelSpec, window: Window, path: Path
+) -> Partition:
+    """`build_partition` for rows that arrive in chunks already in the partition's order (the timestamp,
+    then every column: a database's ORDER BY) and inside the window: the same files, rows and hashes,
+    with memory bounded by a chunk. The caller checks that neither set is empty before streaming."""
+    ts = spec.data.timestamp_column
+    rest: list[pd.DataFrame] = []  # the holdout's first rows, read with the training set's last ones
+    train_rows = [0]
+    source = iter(chunks)
+
+    def typed(chunk: pd.DataFrame) -> pd.DataFrame:
+        try:
+            return pd.DataFrame(_typed_columns(chunk, spec), copy=False)
+        except (KeyError, ValueError, TypeError) as error:
+            raise DataError(f"{spec.data.location}: cannot build features for window {window}: {error}") from None
+
+    def train() -> Iterator[pd.DataFrame]:
+        for chunk in map(typed, source):
+            cut = int(chunk[ts].searchsorted(window.holdout_start, side="left"))
+            train_rows[0] += min(cut, len(chunk))
+            if cut < len(chunk):
+                if cut:
+                    yield chunk.iloc[:cut].reset_index(drop=True)
+                rest.append(chunk.iloc[cut:].reset_index(drop=True))
+                return
+            yield chunk
+
+    def holdout() -> Iterator[pd.DataFrame]:
+        if not rest:  # the rows changed since the caller counted them: nothing is published
+            raise empty_split_error(spec, window, train_rows[0], 0)
+        yield from rest
+        yield from map(typed, source)
+
+    return _publish(Path(path), window, train(), holdout())
 
 
 def _slices(frame: pd.DataFrame) -> Iterator[pd.DataFrame]:
@@ -285,30 +361,20 @@ def feature_matrix(frame: pd.DataFrame, spec: ModelSpec) -> tuple[pd.DataFrame, 
     return frame[list(spec.features.columns)], frame[spec.target]
 
 
-def resolve_estimator_class(dotted: str) -> type:
-    import importlib
-
-    module_name, _, class_name = dotted.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as error:
-        raise SpecError(f"field 'model.estimator': cannot import {dotted!r}: {error}") from None
-    if not (inspect.isclass(cls) and hasattr(cls, "fit")):
-        raise SpecError(f"field 'model.estimator': {dotted!r} is not an estimator class")
-    return cls
+def resolve_estimator_class(dotted: str, task: str | None = None) -> type:
+    """The estimator class, imported only when the spec's rules admit it (retrain.estimator_params)."""
+    return import_estimator(dotted, task)
 
 
 def estimator_params(spec: ModelSpec, overrides: dict | None = None) -> dict:
-    """The spec's params, then the trigger's overrides, checked against the estimator's signature."""
-    cls = resolve_estimator_class(spec.model.estimator)
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    """The spec's params, then the trigger's overrides, checked again here, where the model is built (the
+    spec and the run's first task checked them already): the same rules, then the class's signature."""
+    cls = resolve_estimator_class(spec.model.estimator, spec.task)
     params = {**spec.model.params, **(overrides or {})}
-    unknown = sorted(set(params) - accepted)
-    if unknown:
-        raise SpecError(
-            f"field 'model.params': {unknown} not accepted by {spec.model.estimator}; accepted: {sorted(accepted)}"
-        )
-    if "random_state" in accepted:
+    problems = param_problems(spec.model.estimator, params) or signature_problems(cls, params)
+    if problems:
+        raise SpecError(f"{spec.model.estimator}: {format_problems('model.params', problems)}")
+    if "random_state" in inspect.signature(cls.__init__).parameters:
         params.setdefault("random_state", spec.model.random_state)
     return params
 
@@ -333,7 +399,7 @@ def build_pipeline(spec: ModelSpec, overrides: dict | None = None):
             ]
         )
         transformers.append(("categorical", categorical, list(spec.features.categorical)))
-    estimator = resolve_estimator_class(spec.model.estimator)(**estimator_params(spec, overrides))
+    estimator = resolve_estimator_class(spec.model.estimator, spec.task)(**estimator_params(spec, overrides))
     return Pipeline([("features", ColumnTransformer(transformers, remainder="drop")), ("model", estimator)])
 
 

@@ -13,10 +13,15 @@ import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from retrain.assets import data_asset, model_asset, request_asset
+from retrain.errors import FormValueError
+from retrain.estimator_params import format_problems, import_estimator, param_problems, signature_problems
 from retrain.window import Window
+
+if TYPE_CHECKING:
+    from retrain.spec import EstimatorSpec
 
 # The Params declare JSON Schema draft 7: Airflow checks every Param's schema against its dialect's
 # meta-schema per DAG, and draft 7's is checked in 40% of the time of the default 2020-12
@@ -97,11 +102,11 @@ class RunOptions:
                 parsed[f.name] = _date(value, f.name)
             elif isinstance(f.metadata["form_default"], bool):
                 if not isinstance(value, bool):
-                    raise ValueError(f"param '{f.name}' must be true or false, got {value!r}")
+                    raise FormValueError(f"param '{f.name}' must be true or false, got {value!r}")
                 parsed[f.name] = value
             elif isinstance(f.metadata["form_default"], dict):
                 if not isinstance(value, Mapping):
-                    raise ValueError(f"param '{f.name}' must be a JSON object, got {value!r}")
+                    raise FormValueError(f"param '{f.name}' must be a JSON object, got {value!r}")
                 parsed[f.name] = dict(value)
         return cls(**parsed)
 
@@ -127,7 +132,7 @@ def _date(value: Any, name: str = "end_date") -> dt.date:
     try:
         return dt.datetime.fromisoformat(str(value)).date()
     except ValueError:
-        raise ValueError(f"param {name!r}: {value!r} is not an ISO date (YYYY-MM-DD)") from None
+        raise FormValueError(f"param {name!r}: {str(value)[:40]!r} is not an ISO date (YYYY-MM-DD)") from None
 
 
 # An asset event's `extra` comes from whoever may post events: bounded, and only what we read from it.
@@ -254,9 +259,11 @@ def resolve_run(
     The window ends at the form's (or the conf's) `end_date` (for the day form: the day after `date`); else at
     the latest `end_date` the triggering asset events carry; else at the scheduled run's data interval end; a
     manual or asset-triggered run in Airflow 3 may have none of these (no logical date), and then it ends at
-    the trigger time.
+    the trigger time. The form's estimator_params are checked against the spec's model here, when the run
+    starts (FormValueError).
     """
     options = RunOptions.parse({**conf, **{k: v for k, v in params.items() if v is not None}})
+    check_estimator_params(spec.model, options.estimator_params)
     day_end = None if options.date is None else options.date + dt.timedelta(days=1)
     end = options.end_date or day_end or event_end_date(events) or interval_end or run_after
     return Run(
@@ -267,3 +274,17 @@ def resolve_run(
         user=user,
         trigger=trigger_of(spec.name, run_type, events),
     )
+
+
+def check_estimator_params(model: EstimatorSpec, overrides: Mapping[str, Any]) -> None:
+    """Refuses form values for the estimator that the spec could not hold either (unknown parameter, wrong
+    type, over a size bound, a path): FormValueError naming each. An estimator outside the scikit-learn
+    table is imported to check the names against its signature."""
+    if not overrides:
+        return
+    merged = {**model.params, **overrides}
+    problems = [(name, reason) for name, reason in param_problems(model.estimator, merged) if name in overrides]
+    if not problems and not model.estimator.startswith("sklearn."):
+        problems = signature_problems(import_estimator(model.estimator), overrides)
+    if problems:
+        raise FormValueError(f"refused before anything ran: {format_problems('param estimator_params', problems)}")

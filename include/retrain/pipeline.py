@@ -10,13 +10,14 @@ Cheap to import: no pandas, scikit-learn, MLflow or Great Expectations at module
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from retrain.contracts import (
     ChampionResult,
@@ -29,6 +30,7 @@ from retrain.contracts import (
     PredictionResult,
     PromotionResult,
     RetrainRequestResult,
+    ReviewResult,
     StepOutput,
     TrainingResult,
     ValidationResult,
@@ -38,6 +40,7 @@ from retrain.settings import features_dir, report_dir
 
 if TYPE_CHECKING:
     from retrain.registry import Registry
+    from retrain.sources import DataSource
     from retrain.spec import ModelSpec
 
 TRAINING_POOL = "retrain_training"
@@ -51,9 +54,11 @@ class Step:
     """One task of the retraining DAG.
 
     kind: "step" runs `run` in the generic step operator; "train" is the training job (a local process
-    or a pod, chosen by the deployment). pool: the Airflow pool the task runs in. emits: the model's Asset
-    the task updates when it succeeds ("model": a promotion; "request": the monitor asks for retraining),
-    with its output's `event_extra()` as the event's payload; a task that ends skipped emits nothing.
+    or a pod, chosen by the deployment); "approval" asks a person (Airflow's ApprovalOperator), `run`
+    being the domain function that prepares the request. pool: the Airflow pool the task runs in.
+    emits: the Asset the task updates when it succeeds ("model": a promotion; "request": the monitor asks
+    for retraining), with its output's `event_extra()` as the event's payload; a task that ends skipped
+    emits nothing. reads_data: the task reads the spec's data source itself (its lineage input).
     """
 
     task_id: str
@@ -61,9 +66,10 @@ class Step:
     output: type[StepOutput]
     run: str | None = None
     needs: tuple[type[StepOutput], ...] = ()
-    kind: Literal["step", "train"] = "step"
+    kind: Literal["step", "train", "approval"] = "step"
     pool: str | None = None
     emits: Literal["model", "request"] | None = None
+    reads_data: bool = False
 
     def function(self) -> Callable[[StepContext], StepOutput]:
         """The domain function that does this step's work."""
@@ -77,18 +83,21 @@ RETRAIN: tuple[Step, ...] = (
         "Great Expectations on the data window; a failed expectation stops the run with a report",
         ValidationResult,
         run="retrain.steps.validate:run",
+        reads_data=True,
     ),
     Step(
         "check_drift",
         "PSI and KS / chi-square against the champion's training data; `retrain: on_drift` skips a quiet night",
         DriftResult,
         run="retrain.steps.drift:run",
+        reads_data=True,
     ),
     Step(
         "build_features",
         "the window's training and holdout sets as a Parquet partition per end date, atomically",
         FeaturesResult,
         run="retrain.steps.features:run",
+        reads_data=True,
     ),
     Step(
         "train",
@@ -174,6 +183,24 @@ MONITOR: tuple[Step, ...] = (
 
 PIPELINES: dict[str, tuple[Step, ...]] = {"retrain": RETRAIN, "score": SCORE, "monitor": MONITOR}
 
+# Only in the DAGs of specs whose promotion.approval asks for a person (retrain.approval decides per run
+# whether to ask, pass or skip); `promote` then also reads its answer.
+APPROVAL = Step(
+    "approve_promotion",
+    "a person approves or rejects the promotion the policy allowed (Airflow's required actions); no answer in time"
+    " is a rejection; skipped when the policy declined",
+    ReviewResult,
+    run="retrain.approval:prepare",
+    needs=(EvaluationResult,),
+    kind="approval",
+)
+
+
+
+def has_approval(spec: ModelSpec) -> bool:
+    """True when the spec's DAG asks a person before promoting (the approval gate is one of its steps)."""
+    return any(step.kind == "approval" for step in steps(spec))
+
 
 def dag_id_of(model: str, pipeline: str = "retrain") -> str:
     """The id of a model's DAG of a pipeline: retrain_<model>, score_<model>, monitor_<model>."""
@@ -181,13 +208,20 @@ def dag_id_of(model: str, pipeline: str = "retrain") -> str:
 
 
 def steps(spec: ModelSpec | None = None, pipeline: str = "retrain") -> tuple[Step, ...]:
-    """The steps of one of a model's DAGs (`retrain`, `score`, `monitor`), in order."""
-    return PIPELINES[pipeline]
+    """The steps of one of a model's DAGs (`retrain`, `score`, `monitor`), in order; the retraining DAG has
+    an approval gate before `promote` when the spec's promotion.approval is not "never"."""
+    chain = PIPELINES[pipeline]
+    if pipeline != "retrain" or spec is None or spec.promotion.approval == "never":
+        return chain
+    *before, promote = chain
+    return (*before, APPROVAL, dataclasses.replace(promote, needs=(*promote.needs, ReviewResult)))
 
 
 def pipeline_of(step: Step) -> str:
-    """The pipeline a step belongs to."""
-    return next(name for name, chain in PIPELINES.items() if step in chain)
+    """The pipeline a step belongs to (the approval gate and `promote` with its extra input: retraining)."""
+    if step.kind == "approval":
+        return "retrain"
+    return next(name for name, chain in PIPELINES.items() if step.task_id in {s.task_id for s in chain})
 
 
 def task_ids(spec: ModelSpec | None = None, pipeline: str = "retrain") -> list[str]:
@@ -214,6 +248,7 @@ class StepContext:
     inputs: Mapping[type[StepOutput], StepOutput | None] = field(default_factory=dict)
     registry_factory: Callable[[], Registry] | None = None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("retrain.steps"))
+    engines: Callable[[str], Any] | None = None  # an Airflow connection id -> a SQLAlchemy engine (SQL sources)
 
     def input(self, output: type[Output]) -> Output | None:
         """The output of the earlier step that produces `output` (None when it pushed nothing)."""
@@ -226,6 +261,13 @@ class StepContext:
 
             return Registry()
         return self.registry_factory()
+
+    @functools.cached_property
+    def source(self) -> DataSource:
+        """Where the spec's rows come from: files, or a database through `engines`."""
+        from retrain.sources import open_source
+
+        return open_source(self.spec, self.engines)
 
     @property
     def report_dir(self) -> Path:

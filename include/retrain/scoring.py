@@ -76,20 +76,25 @@ def scoring_spec(spec: ModelSpec):
     return spec.scoring
 
 
-def read_rows(spec: ModelSpec, window: Window, columns: Sequence[str] | None = None) -> WindowData:
+def read_rows(
+    spec: ModelSpec, window: Window, columns: Sequence[str] | None = None, untimed: bool = False
+) -> WindowData:
     """The rows to score with timestamps in `window`: the timestamp and `columns` (default: the key columns and
     the features; a file with rows in the window that lacks one is an error naming the file and the column).
+    `untimed`: also the rows whose timestamp is null or does not parse, for validation to count (as training's).
 
     The one function that reads rows to score: files today; a table once sources other than files exist.
     """
     wanted = [*scoring_spec(spec).key_columns, *spec.features.columns] if columns is None else columns
-    return read_window(rows_view(spec, scoring_spec(spec).input), window, wanted)
+    return read_window(rows_view(spec, scoring_spec(spec).input), window, wanted, untimed=untimed)
 
 
-def read_day_rows(spec: ModelSpec, day: dt.date, columns: Sequence[str] | None = None) -> WindowData:
+def read_day_rows(
+    spec: ModelSpec, day: dt.date, columns: Sequence[str] | None = None, untimed: bool = False
+) -> WindowData:
     """The rows to score of one day (columns as `read_rows`). No row that day is an error naming the day and the source (the rows may
     not have landed yet: a retry may find them)."""
-    data = read_rows(spec, day_window(day), columns)
+    data = read_rows(spec, day_window(day), columns, untimed)
     if data.frame.empty:
         raise DataError(
             f"{resolve_data_uri(scoring_spec(spec).input.uri)}: no rows to score for {day}"

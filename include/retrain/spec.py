@@ -9,18 +9,39 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from retrain.errors import SpecError
-from retrain.sklearn_catalog import scorer_problem
+from retrain.estimator_params import param_problems
+from retrain.guards import expectation_argument_problem
+from retrain.safe_files import load_yaml, read_bounded_text
+from retrain.sklearn_catalog import estimator_problem, scorer_problem
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# A spec is a page of YAML (the demo's is 2 KB): the cap bounds what parsing one file can cost.
+MAX_SPEC_BYTES = 256 * 1024
+# Airflow refuses a DAG tag longer than this (airflow.sdk.definitions.dag.TAG_MAX_LEN).
+MAX_TAG_LENGTH = 100
+# Schedules Airflow understands by name; "@continuous" would retrain in a loop and is not offered.
+CRON_PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
+CONN_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,250}$"  # what Airflow accepts as a connection id
 DEFAULT_SPECS_DIR = Path(__file__).resolve().parents[1] / "models"
 
 # Estimators the spec may name. A spec is configuration, not code: an arbitrary import path
@@ -37,7 +58,18 @@ class _Frozen(BaseModel):
 
 
 class DataSpec(_Frozen):
-    uri: str = Field(min_length=1, description="A file or folder of CSV/Parquet files; local path or URI.")
+    uri: str | None = Field(
+        default=None, min_length=1, description="A file or folder of CSV/Parquet files; local path or URI."
+    )
+    conn_id: str | None = Field(
+        default=None, pattern=CONN_ID_PATTERN, description="Airflow connection of the database holding the data."
+    )
+    table: str | None = Field(
+        default=None, min_length=1, max_length=127, description="A table or view, 'table' or 'schema.table'."
+    )
+    query: str | None = Field(
+        default=None, min_length=1, max_length=100_000, description="A SELECT bounded by :start and :end."
+    )
     timestamp_column: ColumnName
     lookback_days: int = Field(default=56, ge=2, le=3650)
     holdout_days: int = Field(default=7, ge=1, le=365)
@@ -45,6 +77,14 @@ class DataSpec(_Frozen):
     extra_columns: Literal["allow", "warn", "fail"] = Field(
         default="allow", description="What validation does with columns the spec does not name."
     )
+
+    @property
+    def location(self) -> str:
+        """Where the data is, for messages and reports: the URI, or the table or query and the connection's id
+        (never its credentials)."""
+        if self.uri is not None:
+            return self.uri
+        return f"{f'table {self.table}' if self.table else 'query'} through connection {self.conn_id}"
 
     @model_validator(mode="after")
     def _holdout_inside_window(self) -> DataSpec:
@@ -76,9 +116,11 @@ class FeaturesSpec(_Frozen):
 
 
 class EstimatorSpec(_Frozen):
-    estimator: str = Field(pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
+    estimator: str = Field(pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$", max_length=200)
     params: dict[str, Any] = Field(default_factory=dict)
-    random_state: int = Field(default=42, ge=0, description="Seed for the estimator, the bootstrap and sampling.")
+    random_state: int = Field(
+        default=42, ge=0, le=2**32 - 1, description="Seed for the estimator, the bootstrap and sampling."
+    )
 
     @field_validator("estimator")
     @classmethod
@@ -87,6 +129,16 @@ class EstimatorSpec(_Frozen):
         if not value.startswith(prefixes):
             raise ValueError(f"estimator {value!r} is not allowed; allowed module prefixes: {list(prefixes)}")
         return value
+
+    def problems(self, task: str) -> list[tuple[tuple[str, ...], str]]:
+        """(field, reason) when the estimator is not a scikit-learn estimator of `task` (a class outside
+        scikit-learn, admitted by RETRAIN_ALLOWED_ESTIMATOR_PREFIXES, is not checked here) or a parameter
+        may not be set as given (retrain.estimator_params)."""
+        if self.estimator.startswith("sklearn."):
+            problem = estimator_problem(self.estimator, task)
+            if problem:
+                return [(("model", "estimator"), problem)]
+        return [(("model", "params", name), reason) for name, reason in param_problems(self.estimator, self.params)]
 
 
 class BootstrapSpec(_Frozen):
@@ -104,6 +156,23 @@ class EvaluationSpec(_Frozen):
         default=(), description="Categorical columns to compute per-value metrics on."
     )
     bootstrap: BootstrapSpec = BootstrapSpec()
+    # Strict: YAML's 1, "1" and true stay an int, a string and a bool, and must equal a label of that type.
+    positive_label: StrictBool | StrictInt | StrictStr | None = Field(
+        default=None,
+        description="The class binary metrics count as positive; empty: the greater of the two sorted classes.",
+    )
+
+    @field_validator("positive_label", mode="before")
+    @classmethod
+    def _a_label(cls, value: Any) -> Any:
+        """One clear error instead of one per member of the union."""
+        if value is not None and not isinstance(value, str | int | bool):
+            raise ValueError(f"a class label is text, an integer or true/false; got {value!r} ({type(value).__name__})")
+        return value
+
+
+# Who may answer an approval request: an auth manager user id (the simple auth manager's user name).
+ApproverId = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
 class PromotionSpec(_Frozen):
@@ -114,6 +183,33 @@ class PromotionSpec(_Frozen):
         default=False, description="Require the bootstrap lower bound of the improvement to exceed min_improvement."
     )
     require_beats_baseline: bool = True
+    approval: Literal["never", "always", "when_forced", "first_version"] = Field(
+        default="never",
+        description="When a person must approve a promotion the policy allowed: never, always, only a forced one,"
+        " or only the model's first champion.",
+    )
+    approvers: tuple[ApproverId, ...] = Field(
+        default=(), description="User ids allowed to answer (empty: anyone the auth manager lets answer)."
+    )
+    approval_timeout_minutes: float = Field(
+        default=3 * 24 * 60, gt=0, le=30 * 24 * 60, description="No answer by then is a rejection."
+    )
+
+    @field_validator("approvers")
+    @classmethod
+    def _known_approvers(cls, approvers: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        """Each approver must be a user the auth manager knows, when the caller can list them (parse time)."""
+        duplicates = sorted({a for a in approvers if approvers.count(a) > 1})
+        if duplicates:
+            raise ValueError(f"approvers listed twice: {duplicates}")
+        known = (info.context or {}).get("known_users")
+        unknown = [a for a in approvers if known is not None and a not in known]
+        if unknown:
+            raise ValueError(
+                f"unknown assigned user(s) {unknown}: not a user of the auth manager"
+                " ([core] simple_auth_manager_users); nobody could answer the approval"
+            )
+        return approvers
 
 
 class ExpectationSpec(_Frozen):
@@ -123,13 +219,39 @@ class ExpectationSpec(_Frozen):
     kwargs: dict[str, Any] = Field(default_factory=dict)
     severity: Literal["fail", "warn"] = "fail"
 
+    @field_validator("kwargs")
+    @classmethod
+    def _not_evaluated(cls, value: dict[str, Any]) -> dict[str, Any]:
+        problem = expectation_argument_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+def _inside_expectations_folder(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_./-]*\.json", value) or ".." in value.split("/"):
+        raise ValueError(
+            f"{value[:100]!r} must be a .json file name (or sub-path) inside the expectations folder:"
+            " letters, digits, '_', '-', '.', '/', no absolute path and no '..'"
+        )
+    return value
+
+
+SuiteFile = Annotated[str, Field(max_length=255), AfterValidator(_inside_expectations_folder)]
+
 
 class ValidationSpec(_Frozen):
     expectations: tuple[ExpectationSpec, ...] = ()
-    suite_files: tuple[str, ...] = Field(
-        default=(), description="GX suite JSON files, relative to include/expectations/."
+    suite_files: tuple[SuiteFile, ...] = Field(
+        default=(), description="GX suite JSON files, relative to include/expectations/ (RETRAIN_EXPECTATIONS_DIR)."
     )
     min_rows: int = Field(default=1, ge=1)
+    timestamp_null_tolerance: float = Field(
+        default=0.0, ge=0.0, lt=1.0, description="Fraction of rows whose timestamp may be null or unparseable."
+    )
+    max_duplicate_fraction: float = Field(
+        default=0.01, ge=0.0, le=1.0, description="Fraction of rows that may repeat an earlier row; 1 turns it off."
+    )
 
 
 class DriftSpec(_Frozen):
@@ -143,9 +265,9 @@ class DriftSpec(_Frozen):
 
 
 class Toleration(_Frozen):
-    key: str | None = None
+    key: LabelKey | None = None
     operator: Literal["Equal", "Exists"] = "Equal"
-    value: str | None = None
+    value: LabelValue | None = None
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
 
 
@@ -174,30 +296,64 @@ class ResourcesSpec(_Frozen):
     gpu: int = Field(default=0, ge=0, le=16)
 
 
+# Kubernetes names and label syntax: spec values reach the pod as data, so only these shapes are accepted.
+K8S_NAME = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+LabelKey = Annotated[str, Field(pattern=r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")]
+LabelValue = Annotated[str, Field(pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")]
+
+
 class TrainingSpec(_Frozen):
-    image: str = "retrain-training:latest"
-    namespace: str = Field(default="ml-training", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    service_account: str = "retrain-training"
-    mlflow_secret: str = Field(default="retrain-mlflow", description="Kubernetes Secret holding MLFLOW_* variables.")
+    image: str = Field(
+        default="retrain-training:latest",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,254}(@sha256:[0-9a-f]{64})?$",
+        description="The training image; the kubernetes backend requires it pinned by digest (name@sha256:...).",
+    )
+    namespace: str = Field(default="ml-training", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    service_account: str = Field(default="retrain-training", pattern=K8S_NAME)
+    mlflow_secret: str = Field(
+        default="retrain-mlflow", pattern=K8S_NAME, description="Kubernetes Secret holding MLFLOW_* keys."
+    )
     resources: ResourcesSpec = ResourcesSpec()
-    node_selector: dict[str, str] = Field(default_factory=dict)
+    node_selector: dict[LabelKey, LabelValue] = Field(default_factory=dict)
     tolerations: tuple[Toleration, ...] = ()
     affinity: dict[str, Any] = Field(default_factory=dict)
     artifacts_pvc: str | None = Field(
-        default=None, description="PersistentVolumeClaim shared with the workers, mounted at the artifacts root."
+        default=None,
+        pattern=K8S_NAME,
+        description="PersistentVolumeClaim shared with the workers, mounted at the artifacts root.",
     )
     timeout_minutes: int = Field(default=120, ge=1, le=7 * 24 * 60)
-    startup_timeout_seconds: int = Field(default=600, ge=30)
+    startup_timeout_seconds: int = Field(default=600, ge=30, le=24 * 3600)
     deferrable: bool = False
 
 
+DagTag = Annotated[str, Field(min_length=1, max_length=MAX_TAG_LENGTH, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+def _cron(value: str) -> str:
+    if value in CRON_PRESETS:
+        return value
+    from croniter import croniter  # what Airflow's cron timetables validate with
+
+    if len(value) > 200 or not croniter.is_valid(value):
+        raise ValueError(
+            f"{value[:200]!r} is not a cron expression (five fields, e.g. '0 2 * * *') nor one of {list(CRON_PRESETS)}"
+        )
+    return value
+
+
+Cron = Annotated[str, AfterValidator(_cron)]
+
+
 class ScheduleSpec(_Frozen):
-    cron: str | None = "0 2 * * *"
+    cron: Cron | None = Field(
+        default="0 2 * * *", description="A cron expression, one of @hourly, @daily, ..., or null (manual only)."
+    )
     start_date: dt.date = dt.date(2024, 1, 1)
-    owner: str = "ml-platform"
+    owner: str = Field(default="ml-platform", min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
     retries: int = Field(default=2, ge=0, le=10)
-    retry_delay_minutes: int = Field(default=5, ge=0)
-    tags: tuple[str, ...] = ()
+    retry_delay_minutes: int = Field(default=5, ge=0, le=24 * 60)
+    tags: tuple[DagTag, ...] = Field(default=(), max_length=20)
     events: tuple[Literal["data", "monitoring"], ...] = Field(
         default=(),
         description="Asset events that also start a retraining: data (data_<name>), monitoring (retrain_request_<name>).",
@@ -207,6 +363,7 @@ class ScheduleSpec(_Frozen):
         min_length=1,
         description="A marker file an AssetWatcher waits for (then deletes) to emit an event on data_<name>.",
     )
+
 
 
 class RowsSpec(_Frozen):
@@ -222,7 +379,7 @@ class ScoringSpec(_Frozen):
 
     input: RowsSpec
     key_columns: tuple[ColumnName, ...] = Field(min_length=1, description="Columns that identify a row of a day.")
-    cron: str | None = Field(default="0 6 * * *", description="Besides every promotion; null: on promotions only.")
+    cron: Cron | None = Field(default="0 6 * * *", description="Besides every promotion; null: on promotions only.")
 
 
 class LabelsSpec(RowsSpec):
@@ -249,13 +406,16 @@ class MonitoringSpec(_Frozen):
     labels: LabelsSpec
     metric: str = Field(default="", description="Empty: evaluation.metric; else one of evaluation.secondary_metrics.")
     lookback_days: int = Field(default=14, ge=1, le=366, description="Days of predictions each run looks at.")
-    cron: str | None = "0 7 * * *"
+    cron: Cron | None = "0 7 * * *"
     policy: MonitorPolicySpec = MonitorPolicySpec()
 
 
 class ModelSpec(_Frozen):
     name: str = Field(pattern=NAME_PATTERN, description="DAG id retrain_<name>; registered model <name>.")
     description: str = ""
+    intended_use: str = Field(
+        default="", max_length=4000, description="Intended use and known limits: shown on every version's model card."
+    )
     data: DataSpec
     target: ColumnName
     task: Literal["classification", "regression"]
@@ -292,14 +452,22 @@ class ModelSpec(_Frozen):
             problems.append(
                 (("data", "timestamp_column"), f"{self.data.timestamp_column!r} cannot be the target or a feature")
             )
+        if self.promotion.approvers and self.promotion.approval == "never":
+            problems.append(
+                (("promotion", "approvers"), "approvers are listed but promotion.approval is 'never': nobody is asked")
+            )
         unknown_slices = sorted(set(self.evaluation.slices) - set(self.features.categorical))
         if unknown_slices:
             problems.append((("evaluation", "slices"), f"{unknown_slices} must be categorical features"))
+        if self.evaluation.positive_label is not None and self.task != "classification":
+            problems.append((("evaluation", "positive_label"), "a positive class needs task: classification"))
         for index, name in enumerate((self.evaluation.metric, *self.evaluation.secondary_metrics)):
             problem = scorer_problem(name, self.task)
             if problem:
                 loc = ("evaluation", "metric") if index == 0 else ("evaluation", "secondary_metrics", str(index - 1))
                 problems.append((loc, problem))
+        problems += self.model.problems(self.task)
+        problems += source_problems(self.data)
         problems += loop_problems(self)
         if problems:
             raise ValidationError.from_exception_data(
@@ -321,6 +489,43 @@ class ModelSpec(_Frozen):
         return (self.data.timestamp_column, *self.features.columns, self.target)
 
 
+# SQLAlchemy's own pattern for a named bind parameter in text(): what it would try to bind.
+_BIND_PARAMETER = re.compile(r"(?<![:\w\x5c]):(\w+)(?!:)")
+QUERY_PARAMETERS = ("start", "end")
+# A table part: what a quoted identifier may hold, less what no catalogue name here needs (quotes, dots,
+# control characters). Whether it exists is checked against the database's catalogue when a run reads it.
+_IDENTIFIER_PART = re.compile(r"[^\x00-\x1f\x7f\".]{1,63}")
+
+
+def source_problems(data: DataSpec) -> list[tuple[tuple[str, ...], str]]:
+    """Where the data is: `uri`, or `conn_id` with exactly one of `table` and `query`; each problem on its field."""
+    sql_fields = [name for name in ("conn_id", "table", "query") if getattr(data, name) is not None]
+    if data.uri is not None:
+        return [(("data", name), f"data.uri and data.{name} exclude each other: name files or a database")
+                for name in sql_fields]  # fmt: skip
+    if not sql_fields:
+        return [(("data", "uri"), "name the data: data.uri (files), or data.conn_id with data.table or data.query")]
+    if data.conn_id is None:
+        return [(("data", "conn_id"), f"data.{sql_fields[0]} needs data.conn_id, the Airflow connection to read it")]
+    if (data.table is None) == (data.query is None):
+        return [(("data", "table"), "with data.conn_id, give exactly one of data.table and data.query")]
+    if data.table is not None:
+        parts = data.table.split(".")
+        if len(parts) > 2 or not all(_IDENTIFIER_PART.fullmatch(part) for part in parts):
+            reason = "is not 'table' or 'schema.table' (each part 1-63 characters, no quote, dot or control character)"
+            return [(("data", "table"), f"{data.table!r} {reason}")]
+        return []
+    found = set(_BIND_PARAMETER.findall(data.query or ""))
+    missing = [f":{name}" for name in QUERY_PARAMETERS if name not in found]
+    unknown = sorted(f":{name}" for name in found - set(QUERY_PARAMETERS))
+    if missing or unknown:
+        reason = "the query must bind the window as :start (inclusive) and :end (exclusive)"
+        if missing:
+            reason += f"; missing {', '.join(missing)}"
+        if unknown:
+            reason += f"; unknown placeholder(s) {', '.join(unknown)} (write \\: for a literal colon)"
+        return [(("data", "query"), reason)]
+    return []
 def _section(document: dict, key: str) -> dict | None:
     value = document.get(key)
     return dict(value) if isinstance(value, dict) else None
@@ -413,28 +618,24 @@ def _format_validation_error(source: str, error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def parse_spec(document: Any, source: str = "<spec>") -> ModelSpec:
+def parse_spec(document: Any, source: str = "<spec>", known_users: Collection[str] | None = None) -> ModelSpec:
+    """The spec from a parsed document. `known_users`: the user ids the auth manager knows, when the caller
+    can list them (the DAG processor can for the simple auth manager); each approver must be one of them."""
     if not isinstance(document, dict):
         raise SpecError(f"{source}: a model spec must be a YAML mapping, got {type(document).__name__}")
     try:
-        return ModelSpec.model_validate(document)
+        return ModelSpec.model_validate(document, context={"known_users": known_users})
     except ValidationError as error:
         raise SpecError(_format_validation_error(source, error)) from None
 
 
-def load_spec(path: str | os.PathLike[str]) -> ModelSpec:
+def load_spec(path: str | os.PathLike[str], known_users: Collection[str] | None = None) -> ModelSpec:
+    """The spec in `path`: a regular file inside its folder (a symlink only when it resolves there), at most
+    MAX_SPEC_BYTES, YAML without aliases, valid against the schema, and named like its `name`."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise SpecError(f"{path}: cannot read model spec: {error}") from None
-    try:
-        # The C loader is the same safe loader (no Python object tags), about ten times faster to parse,
-        # which DAG parsing pays per spec file.
-        document = yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 - CSafeLoader/SafeLoader only
-    except yaml.YAMLError as error:
-        raise SpecError(f"{path}: not valid YAML: {error}") from None
-    spec = parse_spec(document, source=str(path))
+    text = read_bounded_text(path, path.parent, MAX_SPEC_BYTES, "model spec")
+    document = load_yaml(text, str(path))
+    spec = parse_spec(document, source=str(path), known_users=known_users)
     if path.stem != spec.name:
         raise SpecError(f"{path}: field 'name' is {spec.name!r} but the file is named {path.name!r}; they must match")
     return spec

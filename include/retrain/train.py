@@ -24,10 +24,12 @@ from pathlib import Path
 
 from retrain import __version__
 from retrain.contracts import TrainingResult
-from retrain.errors import TrainingError
+from retrain.credentials import RedactingStream, environment_secrets, load_secret_files, redact
+from retrain.errors import SpecError, TrainingError
 from retrain.options import Run
 from retrain.registry import REFERENCE_ARTIFACT, Registry
 from retrain.registry.tracking import training_run
+from retrain.sklearn_catalog import POSITIVE_CLASS_SCORERS
 from retrain.spec import ModelSpec
 from retrain.tags import Decision, Tag
 
@@ -37,30 +39,71 @@ TERMINATION_LOG = Path("/dev/termination-log")
 TRUSTED_TYPE_PREFIXES = ("sklearn.", "numpy.", "builtins.")
 
 
-def code_version() -> str:
-    """The git SHA when running from a checkout (or RETRAIN_CODE_VERSION), else the package version."""
+def code_version(root: Path | None = None) -> str:
+    """The git commit of the checkout at `root` (default: this project), RETRAIN_CODE_VERSION when set (the
+    images have no .git: their build sets it), else the package version."""
     explicit = os.environ.get("RETRAIN_CODE_VERSION")
     if explicit:
         return explicit
-    head = Path(__file__).resolve().parents[2] / ".git" / "HEAD"
     try:
-        ref = head.read_text().strip()
-        if ref.startswith("ref: "):
-            ref_path = head.parent / ref[5:]
-            if ref_path.exists():
-                return ref_path.read_text().strip()
-            packed = head.parent / "packed-refs"
-            for line in packed.read_text().splitlines() if packed.exists() else []:
-                if line.endswith(" " + ref[5:]):
-                    return line.split()[0]
-            return __version__
-        return ref
-    except OSError:
+        return git_head(root or Path(__file__).resolve().parents[2]) or __version__
+    except (OSError, UnicodeDecodeError):
         return __version__
+
+
+def git_head(root: Path) -> str | None:
+    """The commit HEAD points at in the checkout at `root`, read from the files (no git binary needed).
+
+    `.git` is a folder in a clone and a file (`gitdir: <path>`) in a git worktree or a submodule; refs then
+    live in the worktree's own git dir or in the common one it names (`commondir`), loose or packed.
+    """
+    dot_git = root / ".git"
+    if dot_git.is_file():
+        pointer = dot_git.read_text().strip()
+        if not pointer.startswith("gitdir:"):
+            return None
+        git_dir = (root / pointer.removeprefix("gitdir:").strip()).resolve()
+    else:
+        git_dir = dot_git
+    head = (git_dir / "HEAD").read_text().strip()
+    if not head.startswith("ref: "):
+        return head or None  # detached HEAD: the commit itself
+    ref = head.removeprefix("ref: ")
+    common = git_dir / "commondir"
+    common_dir = (git_dir / common.read_text().strip()).resolve() if common.is_file() else git_dir
+    for folder in dict.fromkeys([git_dir, common_dir]):
+        loose = folder / ref
+        if loose.is_file():
+            return loose.read_text().strip()
+    packed = common_dir / "packed-refs"
+    for line in packed.read_text().splitlines() if packed.is_file() else []:
+        if line.endswith(" " + ref):
+            return line.split()[0]
+    return None
 
 
 def params_hash(params: dict) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def training_key(spec: ModelSpec, params: dict) -> str:
+    """SHA-256 of everything besides the data that shapes the fitted model: the estimator class, its resolved
+    parameters (random_state included), the features, the target, the task and the pipeline's version.
+    With the data hash and the code version it decides whether a rerun may reuse a version: leave a field
+    out and a changed spec silently gets the old model (RandomForest and ExtraTrees shared a key)."""
+    from retrain.features import PIPELINE_VERSION
+
+    shaping = {
+        "estimator": spec.model.estimator,
+        "params": params,
+        "random_state": spec.model.random_state,
+        "features": spec.features.model_dump(mode="json"),
+        "target": spec.target,
+        "task": spec.task,
+        "timestamp_column": spec.data.timestamp_column,
+        "pipeline_version": PIPELINE_VERSION,
+    }
+    return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -84,17 +127,44 @@ def _trusted_types(pipeline) -> list[str]:
     return untrusted
 
 
-def holdout_metrics(pipeline, X, y, spec: ModelSpec) -> dict[str, float]:
-    """The spec's primary and secondary scorer values on the holdout (higher is better)."""
+def holdout_metrics(pipeline, X, y, spec: ModelSpec, labels=None) -> dict[str, float]:
+    """The spec's primary and secondary scorer values on the holdout (higher is better), with the positive
+    class of `labels` (a `retrain.evaluation.ClassLabels`) where a metric depends on it, as evaluation does."""
     from sklearn.metrics import get_scorer
 
     names = dict.fromkeys([spec.evaluation.metric, *spec.evaluation.secondary_metrics])
-    return {name: float(get_scorer(name)(pipeline, X, y)) for name in names}
+    scorers = {name: get_scorer(name) if labels is None else labels.scorer(name) for name in names}
+    return {name: float(scorer(pipeline, X, y)) for name, scorer in scorers.items()}
+
+
+def training_labels(spec: ModelSpec, y_train):
+    """The classes the model will learn (sorted, as scikit-learn's `classes_`) and the positive one; None for
+    regression. Raises TrainingError naming the field when the spec's metrics or positive class do not fit."""
+    import numpy as np
+
+    from retrain.evaluation import class_labels
+
+    try:
+        labels = class_labels(spec, np.unique(np.asarray(y_train)))
+        if labels is not None:
+            for name in (spec.evaluation.metric, *spec.evaluation.secondary_metrics):
+                labels.scorer(name)  # refuses a two-class metric on more classes, by name
+    except SpecError as error:
+        raise TrainingError(f"the training set does not fit the spec: {error}") from None
+    if labels is not None and labels.positive is not None and spec.evaluation.positive_label is None:
+        metrics = (spec.evaluation.metric, *spec.evaluation.secondary_metrics)
+        depending = [m for m in metrics if m in POSITIVE_CLASS_SCORERS]
+        (log.warning if depending else log.info)(
+            "%s count %r as the positive class: %s; set evaluation.positive_label to choose",
+            ", ".join(depending) or "binary metrics", labels.positive, labels.rule,
+        )  # fmt: skip
+    return labels
 
 
 def train(args: argparse.Namespace) -> TrainingResult:
     """Fits the spec's pipeline on the partition, logs the run and registers the version (or reuses
     the one trained on the same inputs)."""
+    from retrain.evaluation import plain_label, positive_label_tag
     from retrain.features import build_pipeline, estimator_params, feature_matrix, read_partition, reference_sample
 
     spec = ModelSpec.model_validate_json(args.spec_json)
@@ -108,19 +178,18 @@ def train(args: argparse.Namespace) -> TrainingResult:
         )
     code = code_version()
     p_hash = params_hash(params)
+    key = training_key(spec, params)
     input_hash = manifest["input_hash"]
     window_end = run.window.end_date.isoformat()
 
     registry = Registry()
     # MLflow's version creation is not idempotent: without this lookup a task retry or a rerun of
     # the same date would register duplicates.
-    reusable = registry.versions(
-        spec.name, {Tag.INPUT_HASH: input_hash, Tag.PARAMS_HASH: p_hash, Tag.CODE_VERSION: code}
-    )
+    reusable = registry.versions(spec.name, {Tag.INPUT_HASH: input_hash, Tag.TRAINING_KEY: key, Tag.CODE_VERSION: code})
     existing = next((v for v in reusable if v.status == "READY"), None)
     if existing is not None:
         log.info(
-            "reusing model %s version %s (MLflow run %s): already trained on the same data hash, code and params",
+            "reusing model %s version %s (MLflow run %s): already trained on the same data, code and training key",
             spec.name, existing.version, existing.run_id,
         )  # fmt: skip
         metrics = registry.run_metrics(existing.run_id)
@@ -134,6 +203,7 @@ def train(args: argparse.Namespace) -> TrainingResult:
 
     X_train, y_train = feature_matrix(train_df, spec)
     X_holdout, y_holdout = feature_matrix(holdout_df, spec)
+    labels = training_labels(spec, y_train)  # before the MLflow run: a misfit leaves no failed run behind
     tags = {
         Tag.DAG_ID: run.dag_id,
         Tag.RUN_ID: run.run_id,
@@ -144,10 +214,12 @@ def train(args: argparse.Namespace) -> TrainingResult:
         Tag.HOLDOUT_HASH: manifest["holdout_hash"],
         Tag.CODE_VERSION: code,
         Tag.PARAMS_HASH: p_hash,
+        Tag.TRAINING_KEY: key,
         Tag.MODEL_NAME: spec.name,
         Tag.ESTIMATOR: spec.model.estimator,
         Tag.TRIGGER: run.trigger.kind,
         Tag.TRIGGER_REASON: run.trigger.reason,
+        Tag.POSITIVE_LABEL: positive_label_tag(None if labels is None else labels.positive),
     }
     tags = {str(k): v for k, v in tags.items()}
     experiment = args.experiment or f"retrain/{spec.name}"
@@ -164,7 +236,9 @@ def train(args: argparse.Namespace) -> TrainingResult:
         started = time.perf_counter()
         pipeline = build_pipeline(spec, overrides).fit(X_train, y_train)
         fit_seconds = time.perf_counter() - started
-        metrics = holdout_metrics(pipeline, X_holdout, y_holdout, spec)
+        if labels is not None and list(labels.classes) != [plain_label(c) for c in pipeline.classes_]:
+            raise TrainingError(f"the model learned classes {list(pipeline.classes_)}, not {list(labels.classes)}")
+        metrics = holdout_metrics(pipeline, X_holdout, y_holdout, spec, labels)
         logged.metrics({**metrics, "fit_seconds": fit_seconds})
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -173,7 +247,7 @@ def train(args: argparse.Namespace) -> TrainingResult:
             logged.artifact(str(reference), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))
 
         predict = "predict_proba" if spec.task == "classification" else "predict"
-        model_uri = logged.sklearn_model(pipeline, X_train.head(5), predict, _trusted_types(pipeline))
+        model_uri = logged.sklearn_model(pipeline, X_train.head(5), predict, _trusted_types(pipeline), labels)
         version = registry.wait_ready(spec.name, logged.register(model_uri, spec.name, tags)).version
         registry.set_tags(spec.name, version, {Tag.DECISION: Decision.PENDING})
         result = TrainingResult(
@@ -200,13 +274,32 @@ def _record_termination(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The job: exit 0 with the result written, or 1 with the reason logged and in the termination message.
+
+    Credentials mounted as files are read first (a pod's MLflow Secret); everything the job prints goes
+    through a redacting stream, so no credential in the environment or in a URI reaches the log (MLflow's
+    client quotes its tracking URI in errors and in its "View run at" lines).
+    """
+    load_secret_files()
+    secrets = environment_secrets(os.environ)
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactingStream(sys.stdout, secrets), RedactingStream(sys.stderr, secrets)
+    try:
+        return _run(argv, secrets)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = streams
+
+
+def _run(argv: list[str] | None, secrets: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
     args = parse_args(argv)
     try:
         result = train(args)
         write_result(args.result_path, result)
     except Exception as error:  # noqa: BLE001 - the job's contract: any failure is exit 1 plus a termination message
-        message = f"training failed: {type(error).__name__}: {error}"
+        message = redact(f"training failed: {type(error).__name__}: {error}", secrets)
         log.error("%s\n%s", message, traceback.format_exc())
         _record_termination(message)
         return 1

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from retrain_operators.lineage import ReportsLineage
+
 if TYPE_CHECKING:
     from retrain.contracts import StepOutput
     from retrain.options import AssetEvent, Run
@@ -82,7 +84,7 @@ def upstream_outputs(context: Any, spec: ModelSpec, step: Step) -> dict[type[Ste
 
 def step_context(context: Any, spec: ModelSpec, step: Step, log: Any) -> StepContext:
     from retrain.pipeline import StepContext
-    from retrain_operators.hooks import MlflowHook
+    from retrain_operators.hooks import MlflowHook, sql_engine
 
     return StepContext(
         spec=spec,
@@ -90,6 +92,7 @@ def step_context(context: Any, spec: ModelSpec, step: Step, log: Any) -> StepCon
         inputs=upstream_outputs(context, spec, step),
         registry_factory=lambda: MlflowHook().get_conn(),
         log=log,
+        engines=sql_engine,
     )
 
 
@@ -138,15 +141,22 @@ class RetrainOperator(BaseOperator):
         self.step = step
 
 
-class StepOperator(RetrainOperator):
+class StepOperator(ReportsLineage, RetrainOperator):
     """Runs one pipeline step's domain function (retrain.steps.*); a step that emits an asset event gives the
     event its output's payload."""
 
     ui_color = "#d9ead3"
 
     def execute(self, context: Any) -> dict[str, Any]:
-        ctx = step_context(context, self.spec, self.step, self.log)
-        return run_step(context, lambda: self.with_event_payload(context, self.step.function()(ctx)))
+        # The run is resolved (and the form's values checked) inside run_step: a refused value fails at once.
+        def step() -> StepOutput:
+            ctx = step_context(context, self.spec, self.step, self.log)
+            self.keep_lineage(ctx.run, ctx.inputs)
+            return self.with_event_payload(context, self.step.function()(ctx))
+
+        result = run_step(context, step)
+        self.keep_result(result)
+        return result
 
     def with_event_payload(self, context: Any, output: StepOutput) -> StepOutput:
         """Sets the payload of the event each outlet Asset gets when the task succeeds: `output.event_extra()`."""

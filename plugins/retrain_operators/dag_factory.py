@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import operator
 import re
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, BaseOperator, CronTriggerTimetable, Param, chain
 
-from retrain import assets, pipeline
+from retrain import assets, markdown, pipeline
+from retrain.errors import SpecError
 from retrain.options import DAY_FORM, RETRAIN_FORM, SCHEMA_DIALECT, form_fields
 from retrain_operators.notify import failure_notifiers, promotion_notifiers
 
@@ -26,6 +29,10 @@ if TYPE_CHECKING:
     from retrain.spec import ModelSpec
 
 BASE_TAGS = ("retrain",)
+# A placeholder's DAG id stays far below Airflow's 250-character limit; its docs show this much error text.
+MAX_SLUG = 100
+MAX_ERROR_CHARS = 20_000
+TRAINING_GRACE = dt.timedelta(minutes=5)
 
 
 def model_asset(model_name: str) -> Asset:
@@ -100,9 +107,9 @@ def _doc(spec: ModelSpec, spec_path: Path, chain: str = "retrain") -> str:
     return f"""
 ### {title} `{spec.name}`
 
-{spec.description or ""}
+{markdown.text(spec.description)}
 
-Spec: `{spec_path}` · task: {spec.task} · estimator: `{spec.model.estimator}` · metric: `{spec.evaluation.metric}`
+Spec: {markdown.code_span(str(spec_path))} · task: {spec.task} · estimator: `{spec.model.estimator}` · metric: `{spec.evaluation.metric}`
 
 {pipeline.chain_markdown(spec, chain)}
 
@@ -120,8 +127,7 @@ def _task(spec: ModelSpec, step: Step, backend: str) -> BaseOperator:
     elif step.emits == "request":
         kwargs["outlets"] = [request_asset(spec.name)]
     if step.kind == "train":
-        # The job enforces training.timeout_minutes itself and reports its last log lines; this is the backstop.
-        kwargs["execution_timeout"] = dt.timedelta(minutes=spec.training.timeout_minutes + 10)
+        kwargs["execution_timeout"] = training_execution_timeout(spec, backend)
         if backend == "kubernetes":
             from retrain_operators.pod_train import KubernetesTrainOperator
 
@@ -129,9 +135,23 @@ def _task(spec: ModelSpec, step: Step, backend: str) -> BaseOperator:
         from retrain_operators.local_train import LocalTrainOperator
 
         return LocalTrainOperator(spec=spec, step=step, **kwargs)
+    if step.kind == "approval":
+        from retrain_operators.approval import PromotionApprovalOperator
+
+        return PromotionApprovalOperator(spec=spec, step=step, **kwargs)
     from retrain_operators.base import StepOperator
 
     return StepOperator(spec=spec, step=step, **kwargs)
+
+
+def training_execution_timeout(spec: ModelSpec, backend: str) -> dt.timedelta:
+    """Airflow's backstop for the train task. `training.timeout_minutes` bounds the training itself on both
+    backends (the local operator kills its job; Kubernetes stops the pod, activeDeadlineSeconds); the task
+    may take that, plus for a pod its startup allowance, plus TRAINING_GRACE to collect the last log lines."""
+    timeout = dt.timedelta(minutes=spec.training.timeout_minutes) + TRAINING_GRACE
+    if backend == "kubernetes":
+        timeout += dt.timedelta(seconds=spec.training.startup_timeout_seconds)
+    return timeout
 
 
 def _pipeline_dag(spec: ModelSpec, spec_path: Path, chain_name: str, *, schedule: Any, description: str,
@@ -157,6 +177,8 @@ def _pipeline_dag(spec: ModelSpec, spec_path: Path, chain_name: str, *, schedule
         doc_md=_doc(spec, spec_path, chain_name),
         params=trigger_params(spec, form),
         default_args=default_args,
+        # Only the DAG this returns is published: one whose build fails halfway must not be picked up.
+        auto_register=False,
     ) as dag:
         chain(*[_task(spec, step, backend) for step in pipeline.steps(spec, chain_name)])
     return dag
@@ -190,7 +212,7 @@ def build_monitor_dag(spec: ModelSpec, spec_path: Path) -> DAG:
     )  # fmt: skip
 
 
-def build_model_dags(spec: ModelSpec, spec_path: Path, backend: str = "local") -> list[DAG]:
+def build_spec_dags(spec: ModelSpec, spec_path: Path, backend: str = "local") -> list[DAG]:
     """Every DAG of one spec: retraining, and scoring and monitoring when the spec has those sections."""
     dags = [build_retrain_dag(spec, spec_path, backend)]
     if spec.scoring is not None:
@@ -213,18 +235,99 @@ class SpecErrorOperator(BaseOperator):
         raise SpecError(self.message)
 
 
-def build_invalid_spec_dag(spec_path: Path, error: Exception) -> DAG:
-    """A manual-only DAG named after the broken file: its docs and its one task show the error."""
-    dag_id = "retrain_" + re.sub(r"[^a-z0-9_]+", "_", spec_path.stem.lower())
+def dag_id_of_file(spec_path: Path) -> str:
+    """The DAG id a spec file claims whatever its content: retrain_<file name, lower case, [a-z0-9_] only>
+    (a valid spec's name equals its file name, so this is its DAG id too), shortened with a hash when long."""
+    slug = re.sub(r"[^a-z0-9_]+", "_", spec_path.stem.lower()) or "unnamed"
+    if len(slug) > MAX_SLUG:
+        slug = f"{slug[: MAX_SLUG - 13]}_{hashlib.sha256(spec_path.stem.encode()).hexdigest()[:12]}"
+    return pipeline.dag_id_of(slug)
+
+
+def _claims(spec_path: Path, dag_id: str) -> bool:
+    """Whether `dag_id` may be one of the file's DAGs (retrain_, score_ or monitor_ of its name)."""
+    slug = dag_id_of_file(spec_path).removeprefix("retrain_")
+    return dag_id in {pipeline.dag_id_of(slug, chain) for chain in pipeline.PIPELINES}
+
+
+def build_model_dags(
+    spec_paths: Iterable[Path], backend: str = "local", only: str | None = None,
+    known_users: Collection[str] | None = None,
+) -> dict[str, DAG]:  # fmt: skip
+    """Every spec file's DAGs (build_spec_dags), by DAG id. One bad file never takes the others down: a file that cannot be
+    loaded, or whose DAG cannot be built, becomes its own `invalid-spec` placeholder; a DAG id claimed by
+    several files (`churn.yaml` and `churn.yml`, names that normalise alike) becomes one placeholder that
+    names them all, never a silent or random winner.
+
+    `only`: the one DAG id wanted (a task process's, from Airflow's parsing context): only the files that
+    can claim it are read, so a task does not load every spec of the fleet to find its own.
+    `known_users`: the user ids an approval may name (None: not checked).
+    """
+    claims: dict[str, list[tuple[Path, ModelSpec | SpecError]]] = {}
+    for path in spec_paths:
+        if only is not None and not _claims(path, only):
+            continue
+        outcome = _load(path, known_users)
+        dag_id = outcome.dag_id if not isinstance(outcome, SpecError) else dag_id_of_file(path)
+        claims.setdefault(dag_id, []).append((path, outcome))
+    dags: dict[str, DAG] = {}
+    for dag_id, claimants in sorted(claims.items()):
+        if len(claimants) > 1:
+            dags[dag_id] = build_invalid_spec_dag(claimants[0][0], _conflict(dag_id, claimants), dag_id=dag_id)
+            continue
+        path, outcome = claimants[0]
+        if not isinstance(outcome, SpecError):
+            try:
+                dags.update((dag.dag_id, dag) for dag in build_spec_dags(outcome, path, backend=backend))
+                continue
+            except Exception as error:  # noqa: BLE001 - one file must never take the other models' DAGs down
+                outcome = SpecError(f"{path}: the spec parses but its DAG cannot be built: {type(error).__name__}: {error}")
+        dags[dag_id] = build_invalid_spec_dag(path, outcome, dag_id=dag_id)
+    return dags
+
+
+def _load(path: Path, known_users: Collection[str] | None) -> ModelSpec | SpecError:
+    from retrain.spec import load_spec
+
+    try:
+        return load_spec(path, known_users=known_users)
+    except SpecError as error:
+        return error
+    except Exception as error:  # noqa: BLE001 - one file must never take the other models' DAGs down
+        return SpecError(f"{path}: cannot load model spec: {type(error).__name__}")
+
+
+def _conflict(dag_id: str, claimants: list[tuple[Path, ModelSpec | SpecError]]) -> SpecError:
+    lines = [
+        f"{len(claimants)} spec files claim the DAG id {dag_id}; none is used until only one does"
+        " (rename or remove the others):"
+    ]
+    for path, outcome in claimants:
+        lines.append(f"  - {path}: " + ("a valid spec" if not isinstance(outcome, SpecError) else str(outcome)))
+    return SpecError("\n".join(lines))
+
+
+def build_invalid_spec_dag(spec_path: Path, error: Exception, dag_id: str | None = None) -> DAG:
+    """A manual-only DAG named after the broken file: its docs and its one task show the error (as text in a
+    code block it cannot break out of)."""
+    message = str(error)
+    if len(message) > MAX_ERROR_CHARS:
+        message = message[:MAX_ERROR_CHARS] + f"... ({len(message) - MAX_ERROR_CHARS} more characters)"
     with DAG(
-        dag_id=dag_id,
-        description=f"INVALID SPEC {spec_path.name}: fix the file to get the retraining DAG back",
+        dag_id=dag_id or dag_id_of_file(spec_path),
+        description=f"INVALID SPEC {printable(spec_path.name)[:200]}: fix the file to get the retraining DAG back",
         schedule=None,
         start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
         catchup=False,
         tags=["retrain", "invalid-spec"],
-        doc_md=f"### Invalid model spec\n\n```\n{error}\n```\n",
+        doc_md=f"### Invalid model spec\n\n{markdown.code_block(message)}\n",
         default_args={"owner": "ml-platform", "retries": 0},
+        auto_register=False,
     ) as dag:
-        SpecErrorOperator(task_id="spec_error", message=str(error))
+        SpecErrorOperator(task_id="spec_error", message=message)
     return dag
+
+
+def printable(value: str) -> str:
+    """`value` without control characters (a file name may hold newlines)."""
+    return re.sub(r"[\x00-\x1f\x7f]", "?", value)

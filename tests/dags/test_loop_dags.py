@@ -10,7 +10,7 @@ from airflow.sdk import Asset, AssetOrTimeSchedule
 
 from retrain.pipeline import task_ids
 from retrain.spec import parse_spec
-from retrain_operators.dag_factory import build_model_dags, build_retrain_dag
+from retrain_operators.dag_factory import build_retrain_dag, build_spec_dags
 from tests.dags.test_dag_integrity import dagbag
 from tests.support import DEMO_SPEC
 
@@ -90,4 +90,4 @@ def test_specs_without_the_sections_get_the_retraining_dag_only():
     document = copy.deepcopy(DEMO)
     for key in ("scoring", "monitoring"):
         document.pop(key)
-    assert [d.dag_id for d in build_model_dags(parse_spec(document), DEMO_SPEC)] == ["retrain_churn"]
+    assert [d.dag_id for d in build_spec_dags(parse_spec(document), DEMO_SPEC)] == ["retrain_churn"]

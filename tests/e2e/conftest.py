@@ -28,6 +28,14 @@ POOL_MODELS = ("e2e_pool_a", "e2e_pool_b")
 NIGHTS_MODEL = "e2e_nights"
 LOOP_MODEL = "e2e_loop"  # retrain, score and monitor on asset events
 DATA_MODEL = "e2e_data"  # retrains on data events: REST, and an AssetWatcher's ready file
+# Governance (tests/e2e/test_approvals.py): a person approves every promotion (one model answered through
+# the REST API, one in the browser, side by side); a short approval timeout; an approver the auth manager does
+# not know. The description is hostile Markdown: it must show as text.
+GOV_MODEL = "e2e_gov"
+GOV_BROWSER_MODEL = "e2e_gov_browser"
+GOV_TIMEOUT_MODEL = "e2e_gov_timeout"
+GOV_UNKNOWN_APPROVER_MODEL = "e2e_gov_unknown_approver"
+GOV_DESCRIPTION = "Churn [click](https://evil.example) <img src=x onerror=alert(1)> **bold** | https://evil.example"
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
 TERMINAL = {"success", "failed"}
 
@@ -147,6 +155,20 @@ def stack():
     for name in POOL_MODELS:  # two models trained at the same time, for the pool test
         write_spec(specs, name, **{"schedule.cron": None})
     write_spec(specs, NIGHTS_MODEL, **{"schedule.cron": None})  # two nights of one model triggered together
+    small = {  # three weeks of data, a small model, few resamples: the approvals are what these runs are for
+        "schedule.cron": None, "data.lookback_days": 21, "model.params": {"max_iter": 30, "max_leaf_nodes": 15},
+        "evaluation.bootstrap.resamples": 20, "intended_use": "Retention campaign only.",
+    }
+    for name in (GOV_MODEL, GOV_BROWSER_MODEL):
+        write_spec(specs, name, **small, **{
+            "promotion.approval": "always", "promotion.approvers": ["admin"], "description": GOV_DESCRIPTION,
+        })  # fmt: skip
+    write_spec(specs, GOV_TIMEOUT_MODEL, **small, **{
+        "promotion.approval": "first_version", "promotion.approval_timeout_minutes": 0.2,
+    })  # fmt: skip
+    write_spec(specs, GOV_UNKNOWN_APPROVER_MODEL, **{
+        "schedule.cron": None, "promotion.approval": "always", "promotion.approvers": ["admin", "mallory"],
+    })  # fmt: skip
     # Nightly, for the backfill test; stays paused until that test unpauses it.
     write_spec(specs, BACKFILL_MODEL, **{"schedule.cron": "0 2 * * *", "schedule.start_date": "2025-04-01"})
     # The loop (tests/e2e/test_loop.py): no cron anywhere, so every run comes from an asset event or a test. Small

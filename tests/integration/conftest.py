@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support import BIN, REPO, MlflowServer, ensure_demo_data, tracking
+from tests.support import MlflowServer, ensure_demo_data, migrate_airflow_db, tracking
 
 
 @pytest.fixture(scope="session")
 def airflow_db() -> None:
-    subprocess.run([str(BIN / "airflow"), "db", "migrate"], check=True, capture_output=True)
-    subprocess.run([sys.executable, str(REPO / "scripts" / "apply_airflow_settings.py"), str(REPO / "airflow_settings.yaml")],
-                   check=True, capture_output=True)  # fmt: skip
+    migrate_airflow_db()
 
 
 @pytest.fixture(scope="session")
@@ -50,3 +46,37 @@ def mlflow_client(mlflow_server):
 @pytest.fixture(autouse=True)
 def _demo_data():
     ensure_demo_data()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server (Debian's, through scripts/postgres.sh) on a free loopback port, once per session."""
+    from tests.support.postgres import PostgresServer
+
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture(scope="session")
+def warehouse(postgres):
+    """The demo data as table public.events, and the Airflow connection `warehouse` to it (AIRFLOW_CONN_ env)."""
+    import os
+
+    import pandas as pd
+
+    from tests.support import DEMO_DATA
+    from tests.support.postgres import load_frame
+
+    ensure_demo_data()
+    frame = pd.concat([pd.read_parquet(p) for p in sorted(DEMO_DATA.glob("*.parquet"))], ignore_index=True)
+    engine = postgres.engine()
+    load_frame(engine, "events", frame)
+    engine.dispose()
+    os.environ["AIRFLOW_CONN_WAREHOUSE"] = postgres.airflow_connection()
+    try:
+        yield postgres
+    finally:
+        os.environ.pop("AIRFLOW_CONN_WAREHOUSE", None)

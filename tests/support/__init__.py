@@ -31,6 +31,13 @@ BIN = Path(sys.executable).parent
 TASKS = task_ids()
 
 
+def migrate_airflow_db() -> None:
+    """Airflow's metadata DB at this session's AIRFLOW_HOME, migrated, with airflow_settings.yaml applied."""
+    subprocess.run([str(BIN / "airflow"), "db", "migrate"], check=True, capture_output=True)
+    subprocess.run([sys.executable, str(REPO / "scripts" / "apply_airflow_settings.py"), str(REPO / "airflow_settings.yaml")],
+                   check=True, capture_output=True)  # fmt: skip
+
+
 def free_port() -> int:
     with contextlib.closing(socket.socket()) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -175,10 +182,10 @@ def run_dag(spec_path: Path, end_date: dt.date, before_task: dict | None = None,
     """
     from retrain.pipeline import dag_id_of
     from retrain.spec import load_spec
-    from retrain_operators.dag_factory import build_model_dags
+    from retrain_operators.dag_factory import build_spec_dags
 
     spec = load_spec(spec_path)
-    (dag,) = [d for d in build_model_dags(spec, spec_path) if d.dag_id == dag_id_of(spec.name, pipeline)]
+    (dag,) = [d for d in build_spec_dags(spec, spec_path) if d.dag_id == dag_id_of(spec.name, pipeline)]
     for task_id, hook in (before_task or {}).items():
         dag.get_task(task_id)._pre_execute_hook = hook
     logical = dt.datetime.combine(end_date, dt.time(), tzinfo=dt.UTC)
@@ -204,3 +211,18 @@ def run_rollback(spec_dir: Path, **conf) -> dict[str, str]:
         dag = runpy.run_path(str(REPO / "dags" / "retrain_rollback.py"))["dag"]
         dag_run = dag.test(run_conf=conf)
     return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+
+
+def registry_snapshot(registry, name: str) -> dict:
+    """What a run must not change when it is refused: the aliases and every version's decision."""
+    from retrain.tags import Tag
+
+    return {
+        "aliases": registry.aliases(name),
+        "versions": {v.version: v.tags.get(Tag.DECISION) for v in registry.versions(name)},
+    }
+
+
+def files_under(root: Path) -> set[str]:
+    """Every file below root (relative paths), to show a refused run wrote nothing new."""
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()} if root.exists() else set()

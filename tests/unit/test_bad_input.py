@@ -66,17 +66,6 @@ def test_corrupt_csv(folder):
         read_window(spec_at(folder), WINDOW)
 
 
-def test_timestamp_that_does_not_parse(folder):
-    pd.DataFrame({"event_time": ["2025-04-02", "yesterday", "soon"], "churned": [0, 1, 0]}).to_csv(
-        folder / "late.csv", index=False
-    )
-    with pytest.raises(
-        DataError,
-        match=r"late.csv: column 'event_time' has 2 value\(s\) that do not parse.*rule: timestamps must parse",
-    ):
-        read_window(spec_at(folder), WINDOW)
-
-
 def test_missing_timestamp_column(folder):
     pd.DataFrame({"when": ["2025-04-02"], "churned": [0]}).to_csv(folder / "late.csv", index=False)
     with pytest.raises(DataError, match=r"late.csv: missing timestamp column 'event_time'"):
@@ -107,3 +96,22 @@ def test_a_file_missing_a_column_is_named_not_filled_with_nulls(folder):
     late.drop(columns=["monthly_spend"]).to_parquet(folder / "late.parquet", index=False)
     with pytest.raises(DataError, match=r"late\.parquet: missing column\(s\) \['monthly_spend'\]"):
         read_window(spec_at(folder), WINDOW)
+
+
+def test_rows_without_a_valid_timestamp_reach_validation_and_nothing_else(folder):
+    """Null and unparseable timestamps are counted with examples for validation; features never see them."""
+    late = generate(dt.date(2025, 4, 2), dt.date(2025, 4, 3), rows_per_day=5)
+    late["event_time"] = ["2025-04-02", "yesterday", None, "soon", "2025-04-03"]
+    late.to_csv(folder / "late.csv", index=False)
+    base = pd.read_parquet(folder / "good.parquet")
+    base.loc[base.index[:4], "event_time"] = pd.NaT  # a typed Parquet column: read with predicate pushdown
+    base.to_parquet(folder / "good.parquet")
+    data = read_window(spec_at(folder), WINDOW, untimed=True)
+    stamps = data.frame["event_time"]
+    assert (data.untimed_rows, int(stamps.isna().sum())) == (7, 7)
+    assert len(data.frame) == 90 + 2 + 3
+    assert "late.csv: 'yesterday'" in data.untimed_examples and "late.csv: 'soon'" in data.untimed_examples
+    assert any(e.endswith("late.csv: null") for e in data.untimed_examples)
+    assert any(e.endswith("good.parquet: null") for e in data.untimed_examples)
+    timed = read_window(spec_at(folder), WINDOW)
+    assert not timed.frame["event_time"].isna().any() and len(timed.frame) == 86 + 2 and timed.untimed_rows == 0

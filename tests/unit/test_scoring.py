@@ -95,11 +95,29 @@ def test_the_feature_suite_has_no_target_rule_and_checks_the_keys(spec):
         ("expect_column_to_exist", "monthly_spend"),
     }
     good = rows()
-    assert validate_frame(good, view, day_window(DAY), suite).success
+    assert validate_frame(good, view, day_window(DAY), definitions=suite).success
     repeated = pd.concat([good, good.head(2)])
-    outcome = validate_frame(repeated, view, day_window(DAY), suite)
+    outcome = validate_frame(repeated, view, day_window(DAY), definitions=suite)
     failed = {(r.type, r.column) for r in outcome.failures}
     assert failed == {("expect_column_values_to_be_unique", "customer_id")}
+
+
+def test_rows_to_score_without_a_valid_timestamp_are_counted_by_the_suite_not_dropped(spec):
+    """As for training data (issue 15): a null or unparseable timestamp is a row the suite judges."""
+    frame = rows()
+    frame["event_time"] = frame["event_time"].astype(str).astype(object)
+    frame.loc[:4, "event_time"] = None
+    frame.loc[5:6, "event_time"] = "yesterday"
+    land(spec, frame)
+    assert len(read_day_rows(spec, DAY).frame) == 33  # scoring itself never sees them
+    data = read_day_rows(spec, DAY, untimed=True)
+    assert data.untimed_rows == 7
+    view = rows_view(spec, spec.scoring.input)
+    window = day_window(DAY)
+    suite = feature_suite(view, window, ("customer_id",))
+    outcome = validate_frame(data.frame, view, window, data.untimed_examples, definitions=suite)
+    assert not outcome.success
+    assert {r.column for r in outcome.failures} == {"event_time"}
 
 
 def test_predictions_hold_keys_prediction_probability_version_and_run(spec):

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from retrain.demo_data import generate
@@ -111,3 +112,80 @@ def test_report_lists_failures_first(good):
     frame = good.drop(columns=["region"])
     page = render_html(validate_frame(frame, SMALL, WINDOW), ["a.parquet"])
     assert "FAILED" in page and page.index("region") < page.index("pass")
+
+
+def with_validation(spec, **fields):
+    return spec.model_copy(update={"validation": spec.validation.model_copy(update=fields)})
+
+
+def test_infinite_values_fail_on_their_column_and_nan_is_left_to_the_null_rules(good):
+    """The default suite alone (no range the user wrote) refuses +/-inf, which training cannot take."""
+    bare = with_validation(SMALL, expectations=(), suite_files=())
+    frame = good.copy()
+    frame.loc[frame.index[:2], "tenure_months"] = np.inf
+    frame.loc[frame.index[5], "monthly_spend"] = -np.inf
+    outcome = validate_frame(frame, bare, WINDOW)
+    message = failure_message(outcome)
+    assert not outcome.success
+    finite = [r for r in outcome.failures if "finite" in (r.rule or "")]
+    assert {r.column: r.observed for r in finite} == {
+        "tenure_months": {"infinite_values": 2}, "monthly_spend": {"infinite_values": 1}
+    }
+    assert 'FAILED expect_column_values_to_be_finite(column=\'tenure_months\'): observed {"infinite_values": 2}' in message
+    assert "(rule: numeric features must be finite" in message
+    json.dumps(outcome.to_dict(), allow_nan=False)  # XCom and the reports stay strict JSON
+    assert good["monthly_spend"].isna().any()  # NaN alone passes: the demo data has holes
+    assert validate_frame(good, bare, WINDOW).success
+    empty = validate_frame(good.assign(monthly_spend=np.nan), bare, WINDOW)  # all null: that rule only
+    assert [r.rule for r in empty.failures] == ["a feature must not be entirely null"]
+
+
+@pytest.mark.parametrize("column", ["sessions_last_week", "plan"])
+def test_a_feature_that_is_entirely_null_fails(good, column):
+    frame = good.assign(**{column: None})
+    outcome = validate_frame(frame, SMALL, WINDOW)
+    assert not outcome.success
+    failed = [r for r in outcome.failures if r.column == column]
+    assert failed and any("entirely null" in (r.rule or "") for r in failed), failure_message(outcome)
+    almost = good.copy()
+    almost.loc[almost.index[1:], column] = None  # one value left: a sparse feature, not a dead one
+    assert not [r for r in validate_frame(almost, SMALL, WINDOW).failures if "entirely null" in (r.rule or "")]
+
+
+def test_duplicated_rows_beyond_the_threshold_fail_with_the_exact_count(good):
+    doubled = pd.concat([good, good], ignore_index=True)
+    outcome = validate_frame(doubled, SMALL, WINDOW)
+    assert not outcome.success
+    [duplicates] = [r for r in outcome.failures if "max_duplicate_fraction" in (r.rule or "")]
+    assert (duplicates.unexpected_count, duplicates.element_count) == (len(good), 2 * len(good))
+    assert "validation.max_duplicate_fraction 0.01" in failure_message(outcome)
+
+    few = pd.concat([good, good.iloc[:5]], ignore_index=True)  # 5 repeats in ~1100 rows: under 1%
+    assert validate_frame(few, SMALL, WINDOW).success
+    strict = validate_frame(few, with_validation(SMALL, max_duplicate_fraction=0.0), WINDOW)
+    assert [r.unexpected_count for r in strict.failures] == [5]
+    off = validate_frame(doubled, with_validation(SMALL, max_duplicate_fraction=1.0), WINDOW)
+    assert off.success
+
+
+def test_rows_without_a_timestamp_are_judged_with_their_examples(good):
+    frame = good.copy()
+    frame["event_time"] = frame["event_time"].astype("datetime64[us, UTC]")
+    frame.loc[frame.index[:3], "event_time"] = pd.NaT
+    outcome = validate_frame(frame, SMALL, WINDOW, untimed_examples=("late.csv: 'yesterday'", "late.csv: null"))
+    message = failure_message(outcome)
+    assert not outcome.success
+    assert "FAILED expect_column_values_to_not_be_null(column='event_time'): 3 of" in message
+    assert "late.csv: 'yesterday'" in message and "validation.timestamp_null_tolerance" in message
+    tolerant = validate_frame(frame, with_validation(SMALL, timestamp_null_tolerance=0.01), WINDOW)
+    assert tolerant.success, failure_message(tolerant)
+
+
+def test_an_infinite_observed_value_stays_strict_json(good):
+    """A warning's observed mean over an infinite value is inf: the step's XCom output must still be JSON."""
+    frame = good.copy()
+    frame.loc[frame.index[0], "monthly_spend"] = np.inf
+    outcome = validate_frame(frame, SMALL, WINDOW)
+    [mean] = [r for r in outcome.results if r.type == "expect_column_mean_to_be_between"]
+    assert not mean.success and mean.observed == "inf"
+    json.dumps(outcome.to_dict(), allow_nan=False)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 
 from retrain.contracts import DriftResult
-from retrain.data import read_window
-from retrain.drift import compute_drift, render_html, should_skip
+from retrain.drift import render_html, should_skip
 from retrain.errors import StepSkipped
-from retrain.features import typed_frame
 from retrain.pipeline import StepContext
 from retrain.report import write_atomic
 
@@ -25,11 +23,13 @@ def run(ctx: StepContext) -> DriftResult:
         ctx.log.info("no champion yet for %s: nothing to compare, the run trains", spec.name)
         return DriftResult(compared=False)
     reference = ctx.registry.reference_sample(champion)
-    current = typed_frame(read_window(spec, window, columns=[*spec.features.columns, spec.target]).frame, spec)
-    report = compute_drift(reference, current, spec)
-    json_path = write_atomic(ctx.report_dir / "drift.json", json.dumps(report.to_dict(), indent=2))
+    drifted = ctx.source.drift(reference, window)  # files: on the worker; a database: counted there
+    report, current = drifted.report, drifted.current
+    document = {**report.to_dict(), "method": drifted.method, "source": ctx.source.describe()}
+    json_path = write_atomic(ctx.report_dir / "drift.json", json.dumps(document, indent=2))
     html_path = write_atomic(
-        ctx.report_dir / "drift.html", render_html(report, reference, current, str(window), champion.version)
+        ctx.report_dir / "drift.html",
+        render_html(report, reference, current, str(window), champion.version, method=drifted.method),
     )
     result = DriftResult(
         compared=True,

@@ -11,9 +11,10 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from retrain.contracts import EvaluationResult, TrainingResult
+from retrain import model_card
+from retrain.contracts import DriftResult, EvaluationResult, TrainingResult, ValidationResult
 from retrain.errors import TrainingError
-from retrain.evaluation import compare
+from retrain.evaluation import compare, positive_label_tag
 from retrain.features import feature_matrix, read_partition
 from retrain.options import Trigger
 from retrain.pipeline import StepContext
@@ -21,6 +22,7 @@ from retrain.policy import Decision as PolicyDecision
 from retrain.policy import decide
 from retrain.registry import ModelVersion
 from retrain.report import render_run_report, write_atomic
+from retrain.settings import mlflow_ui_url
 from retrain.tags import Decision, Tag
 
 
@@ -72,7 +74,14 @@ def run(ctx: StepContext) -> EvaluationResult:
 
     tag = decision_tag(decision, already_champion=already_champion, dry_run=run_.options.dry_run)
     registry.set_tags(spec.name, version, audit_tags(ctx, summary, decision, tag, reports))
-    registry.log_artifacts(trained.run_id, reports.values(), artifact_path="reports")
+    registry.log_artifacts(trained.run_id, reports.values(), artifact_path=model_card.REPORTS_FOLDER)
+    card = model_card.build(
+        spec, run_, version=version, tracked=registry.run(trained.run_id), partition=manifest,
+        validation=ctx.input(ValidationResult), drift=ctx.input(DriftResult), comparison=summary["comparison"],
+        champion_version=champion_version, policy=summary["decision"], status=tag, reports=reports,
+        ui_base=mlflow_ui_url(registry.tracking_uri),
+    )  # fmt: skip
+    model_card.publish(registry, spec.name, card)
     verdict = "PROMOTE" if promote else ("ALREADY CHAMPION" if already_champion else "DECLINE")
     ctx.log.info(
         "%s %s version %s vs champion %s: %s. Run report: %s",
@@ -158,6 +167,7 @@ def audit_tags(
         Tag.FORCED: str(decision.forced).lower(),
         Tag.REASONS: " | ".join(decision.reasons),
         Tag.METRIC: summary["metric"],
+        Tag.POSITIVE_LABEL: positive_label_tag(comparison.get("positive_label")),
         Tag.CHALLENGER_SCORE: "" if challenger_score is None else repr(challenger_score),
         Tag.CHAMPION_SCORE: "" if champion_score is None else repr(champion_score),
         Tag.CHAMPION_AT_EVALUATION: summary["champion_version"] or "",

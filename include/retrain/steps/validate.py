@@ -6,11 +6,10 @@ import html
 import json
 
 from retrain.contracts import ValidationResult
-from retrain.data import read_window
 from retrain.errors import DataError, DataValidationError
 from retrain.pipeline import StepContext
 from retrain.report import write_atomic
-from retrain.validation import failure_message, render_html, validate_frame
+from retrain.validation import failure_message, render_html
 
 # Failed expectations carried in the step's output (the report has them all).
 OUTPUT_FAILURES = 50
@@ -25,9 +24,9 @@ def run(ctx: StepContext) -> ValidationResult:
     spec, window = ctx.spec, ctx.run.window
     html_path, json_path = ctx.report_dir / "validation.html", ctx.report_dir / "validation.json"
     reports = {"validation_html": str(html_path), "validation_json": str(json_path)}
-    ctx.log.info("validating %s window %s from %s", spec.name, window, spec.data.uri)
+    ctx.log.info("validating %s window %s from %s", spec.name, window, spec.data.location)
     try:
-        data = read_window(spec, window)
+        validated = ctx.source.validate(window)  # files: read and checked here; a database: checked there
     except DataError as error:
         write_atomic(
             json_path, json.dumps({"model": spec.name, "window": str(window), "success": False, "error": str(error)})
@@ -38,9 +37,10 @@ def run(ctx: StepContext) -> ValidationResult:
         )
         error.output = ValidationResult(False, 0, window.to_dict(), error=str(error), reports=reports)
         raise
-    outcome = validate_frame(data.frame, spec, window)
-    write_atomic(json_path, json.dumps({**outcome.to_dict(), "files": list(data.files)}, indent=2, default=str))
-    write_atomic(html_path, render_html(outcome, data.files))
+    outcome, read = validated.outcome, validated.read
+    described = {"files": list(read), "source": ctx.source.describe()}
+    write_atomic(json_path, json.dumps({**outcome.to_dict(), **described}, indent=2, default=str))
+    write_atomic(html_path, render_html(outcome, read))
     summary = outcome.to_dict(limit=OUTPUT_FAILURES)
     result = ValidationResult(
         success=outcome.success,
@@ -50,7 +50,7 @@ def run(ctx: StepContext) -> ValidationResult:
         statistics=summary["statistics"],
         # Through JSON: an expectation's arguments may hold dates that XCom should carry as text.
         failed=tuple(json.loads(json.dumps(summary["failed"], default=str))),
-        files=tuple(data.files),
+        files=tuple(read),
         reports=reports,
     )
     for warning in outcome.warnings:

@@ -20,9 +20,11 @@ def run(ctx: StepContext) -> ValidationResult:
     spec, day = ctx.spec, ctx.run.day
     scoring = scoring_spec(spec)
     window = day_window(day)
-    data = read_day_rows(spec, day)
+    data = read_day_rows(spec, day, untimed=True)  # rows without a valid timestamp: counted by the suite
     view = rows_view(spec, scoring.input)
-    outcome = validate_frame(data.frame, view, window, feature_suite(view, window, scoring.key_columns))
+    outcome = validate_frame(
+        data.frame, view, window, data.untimed_examples, definitions=feature_suite(view, window, scoring.key_columns)
+    )
     html_path, json_path = ctx.report_dir / "rows_validation.html", ctx.report_dir / "rows_validation.json"
     write_atomic(json_path, json.dumps({**outcome.to_dict(), "files": list(data.files)}, indent=2, default=str))
     write_atomic(html_path, render_html(outcome, data.files))
