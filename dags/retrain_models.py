@@ -1,27 +1,23 @@
-"""One Airflow retraining DAG per model spec (YAML) in RETRAIN_SPECS_DIR (default: include/models/).
+"""The Airflow DAGs of every model spec (YAML) in RETRAIN_SPECS_DIR (default: include/models/): retrain_<name>, and
+score_<name> and monitor_<name> for specs with `scoring` and `monitoring` sections.
 
-Wiring only: the spec decides everything. A spec that does not parse becomes a manual-only DAG
-tagged `invalid-spec` whose task fails with the file, field and reason; the other DAGs still load.
+Wiring only: the spec decides everything. A spec that does not parse (or two files that claim one DAG
+id) becomes a manual-only DAG tagged `invalid-spec` whose task fails with the file, field and reason;
+the other DAGs still load.
+An approver the auth manager does not know (simple auth manager) is such a spec error.
 """
 
 from airflow.sdk import get_parsing_context
 
-from retrain.errors import SpecError
 from retrain.settings import training_backend
-from retrain.spec import load_spec, spec_files
-from retrain_operators.dag_factory import build_invalid_spec_dag, build_retrain_dag, dag_id_of_file
+from retrain.spec import spec_files
+from retrain_operators.dag_factory import build_model_dags
+from retrain_operators.users import known_user_ids
 
-_backend = training_backend()
 # A task process parses this file only to find its own DAG, and Airflow tells it which one: build just
-# that model's DAG there, not one per spec (benchmarks/README.md, fleet night). The DAG processor builds all.
-_wanted = get_parsing_context().dag_id
-for _path in spec_files():
-    if _wanted and dag_id_of_file(_path) != _wanted:
-        continue
-    try:
-        _spec = load_spec(_path)
-    except SpecError as _error:
-        _dag = build_invalid_spec_dag(_path, _error)
-    else:
-        _dag = build_retrain_dag(_spec, _path, backend=_backend)
-    globals()[_dag.dag_id] = _dag
+# that model's DAGs there, not every spec's (benchmarks/README.md, fleet night). The DAG processor builds all.
+globals().update(
+    build_model_dags(
+        spec_files(), backend=training_backend(), only=get_parsing_context().dag_id, known_users=known_user_ids()
+    )
+)

@@ -21,12 +21,14 @@ with DAG(
 ### Roll back a model
 
 Moves the MLflow alias `champion` to `previous` (or to *Target version*) and `previous` to the replaced
-champion. Refuses a version that never passed evaluation. Who and why are recorded as version tags.
+champion. Refuses a version that does not exist, and one the policy did not pass in a real, unforced run
+(a dry run, a forced promotion, a declined version) unless *Force* is set. Who, why and whether it was
+forced are recorded as version tags.
 """,
     params={
         "model_name": Param(
             type="string",
-            **({"enum": _models} if (_models := [path.stem for path in spec_files()]) else {}),
+            **({"enum": _models} if (_models := sorted({path.stem for path in spec_files()})) else {}),
             title="Model",
             description="Registered model name (the spec's name).",
         ),
@@ -42,6 +44,13 @@ champion. Refuses a version that never passed evaluation. Who and why are record
             minLength=3,
             title="Reason",
             description="Why you roll back; recorded on the model version with your user name.",
+        ),
+        "force": Param(
+            False,
+            type="boolean",
+            title="Force",
+            description="Roll back to a version the policy did not pass in a real run (a dry run, a forced"
+            " promotion, a declined version). Recorded on the version as retrain.rollback_forced.",
         ),
     },
 ) as dag:

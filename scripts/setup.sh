@@ -41,6 +41,18 @@ if [[ ! -f "$stamp" && ! -f "$(stamp_of requirements-dev.txt)" ]]; then
   touch "$stamp"
 fi
 
+# The infrastructure scanners (checkov, hadolint) in a venv of their own (checkov's pins clash with
+# Airflow's), from requirements-scan.txt; the stamp makes a second call free.
+if [[ $dev == 1 ]]; then
+  scan_stamp=".venv-scan/.installed-$(sha256sum requirements-scan.txt | cut -c1-16)"
+  if [[ ! -f "$scan_stamp" ]]; then
+    echo "setup: installing the infrastructure scanners into .venv-scan"
+    [[ -x .venv-scan/bin/python ]] || "$python_bin" -m venv .venv-scan
+    .venv-scan/bin/python -m pip install --quiet -r requirements-scan.txt
+    touch "$scan_stamp"
+  fi
+fi
+
 apt_install() {  # package, what fails without it
   echo "setup: installing Debian's $1"
   if [[ $(id -u) == 0 ]]; then
@@ -60,6 +72,6 @@ if [[ $stack == 1 ]] && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/nu
   apt_install postgresql "scripts/stack.sh cannot start"
 fi
 
-if [[ ! -f include/data/demo/events_2025-08.parquet ]]; then
-  .venv/bin/python -m retrain.demo_data include/data/demo
+if [[ ! -f include/data/demo/events_2025-08.parquet || ! -f include/data/demo_labels/labels_2025-08-31.parquet ]]; then
+  .venv/bin/python -m retrain.demo_data include/data/demo --scoring include/data/demo_scoring --labels include/data/demo_labels
 fi

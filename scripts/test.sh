@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command: set-up (idempotent), lint, then every test layer (unit, dags, integration, e2e).
+# The test command: set-up (idempotent), lint, the infrastructure scan, then every test layer (unit, dags,
+# security, integration, e2e).
 # Extra arguments go to pytest, e.g. `scripts/test.sh -m "not e2e"`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,6 +8,11 @@ bash scripts/setup.sh --dev
 
 echo "== ruff (including Airflow's AIR rules)"
 .venv/bin/ruff check .
+
+echo "== infrastructure scan: checkov (pods, manifests, Dockerfile) and hadolint"
+scan_started=$SECONDS
+bash scripts/scan_infra.sh
+echo "   scan took $((SECONDS - scan_started)) s"
 
 echo "== pytest"
 mkdir -p test-artifacts

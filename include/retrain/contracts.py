@@ -16,7 +16,8 @@ from typing import Any, Self
 
 @dataclass(frozen=True)
 class StepOutput:
-    """Base of every step's output."""
+    """Base of every step's output. A step that emits an asset event gives the event's payload by
+    `event_extra()` (an output without it emits an empty one)."""
 
     def to_xcom(self) -> dict[str, Any]:
         return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
@@ -107,8 +108,101 @@ class EvaluationResult(StepOutput):
 
 @dataclass(frozen=True)
 class PromotionResult(StepOutput):
-    """`promote`: the aliases after the move."""
+    """`promote`: the aliases after the move, and the window the new champion was trained on."""
 
     model: str
     version: str
     aliases: Mapping[str, str | None]
+    window_end: str = ""
+
+    def event_extra(self) -> dict[str, Any]:
+        """The payload of the model asset's event: scoring re-scores the day before `end_date` with `version`."""
+        return {
+            "version": self.version,
+            "previous": self.aliases.get("previous"),
+            "end_date": self.window_end or None,
+            "reason": f"version {self.version} promoted",
+        }
+
+
+@dataclass(frozen=True)
+class ChampionResult(StepOutput):
+    """`resolve_champion`: the version the alias pointed at when the run started; every later step uses it."""
+
+    model: str
+    version: str
+    mlflow_run_id: str
+    alias: str
+
+
+@dataclass(frozen=True)
+class PredictionResult(StepOutput):
+    """`predict`: the day's prediction partition, and whether this run wrote it or found it already written."""
+
+    path: str
+    day: str
+    version: str
+    rows: int
+    written: bool
+    replaced_version: str | None = None  # the version whose predictions for the day were replaced, if any
+
+
+@dataclass(frozen=True)
+class LiveMetricsResult(StepOutput):
+    """`join_labels`: per day, the rows scored, the labels joined and the live metric (None: not computable)."""
+
+    metric: str
+    champion_version: str | None
+    champion_score: float | None  # the champion's evaluation score on `metric` (its own holdout)
+    days: tuple[Mapping[str, Any], ...] = ()
+    reports: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InputDriftResult(StepOutput):
+    """`input_drift`: per day, PSI per feature of the scored rows against the reference of the version that
+    scored them, and the drifted features."""
+
+    days: tuple[Mapping[str, Any], ...] = ()
+    reports: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MonitoringReportResult(StepOutput):
+    """`report`: where the day's figures went (the MLflow run) and the HTML report with the trend plots."""
+
+    mlflow_run_id: str
+    experiment: str
+    verdict: Mapping[str, Any] = field(default_factory=dict)  # request, kind, reason, extra (the event's payload)
+    reports: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RetrainRequestResult(StepOutput):
+    """`request_retraining`: the policy's verdict; `extra` is the asset event's payload when it asks."""
+
+    request: bool
+    reason: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def event_extra(self) -> dict[str, Any]:
+        """The payload of the request asset's event."""
+        return dict(self.extra)
+
+
+@dataclass(frozen=True)
+class ReviewResult(StepOutput):
+    """`approve_promotion`: whether a person approved the promotion, or why nobody had to.
+
+    outcome: "approved" | "rejected" (a Reject, or no answer by the timeout) | "not_required" (the spec's
+    approval mode does not ask for this promotion). `by` is the reviewer's user id (None after a timeout).
+    """
+
+    model: str
+    version: str
+    outcome: str
+    by: str | None = None
+    at: str | None = None
+    comment: str = ""
+    timed_out: bool = False
+    reason: str = ""

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from retrain.errors import DataError
-from retrain.settings import resolve_data_uri
+from retrain.settings import data_path_allowed, resolve_data_uri
 from retrain.spec import ModelSpec
 from retrain.window import Window
 
@@ -46,7 +46,8 @@ def _fs_and_path(uri: str):
 
 
 def list_data_files(uri: str, file_format: str = "auto") -> list[str]:
-    """Every data file under the spec's URI, sorted, so row order is the same on every run."""
+    """Every data file under the spec's URI, sorted, so row order is the same on every run. Only files the
+    URI allows (retrain.settings.resolve_data_uri): a symlink in the folder pointing elsewhere is skipped."""
     resolved = resolve_data_uri(uri)
     if "://" not in resolved:
         path = Path(resolved)
@@ -63,13 +64,15 @@ def list_data_files(uri: str, file_format: str = "auto") -> list[str]:
                 raise DataError(
                     f"{resolved}: data URI does not exist (rule: data.uri must name a file or folder)", transient=True
                 )
-            found = [root] if fs.isfile(root) else sorted(fs.find(root))
+            # A trailing slash names a folder (HTTP cannot tell a folder's URL from a file's).
+            found = [root] if not resolved.endswith("/") and fs.isfile(root) else sorted(fs.find(root))
         except DataError:
             raise
         except Exception as error:  # noqa: BLE001 - any transport error means "unreachable"
             raise DataError(f"{resolved}: data URI is unreachable: {error}", transient=True) from None
-        protocol = resolved.split("://", 1)[0]
-        files = [f"{protocol}://{f}" for f in found if not os.path.basename(f).startswith((".", "_"))]
+        # Some filesystems list full URLs (http), others bare paths (s3): unstrip_protocol gives one form.
+        files = [fs.unstrip_protocol(f) for f in found if not os.path.basename(f.rstrip("/")).startswith((".", "_"))]
+    files = [f for f in files if data_path_allowed(f, resolved)]
     if file_format != "auto":
         files = [f for f in files if SUFFIXES.get(Path(f).suffix.lower()) == file_format]
     else:
@@ -103,21 +106,37 @@ def _read_file(
     path: str, file_format: str, columns: Sequence[str] | None, timestamp_column: str, window: Window,
     untimed: bool = False,
 ) -> pd.DataFrame:  # fmt: skip
+    if "://" in path:  # pyarrow and pandas do not read every scheme fsspec lists (http): open it through fsspec
+        import fsspec
+
+        try:
+            handle = fsspec.open(path, "rb").open()
+        except Exception as error:  # noqa: BLE001 - any transport error means "unreachable"
+            raise DataError(f"{path}: cannot open the data file: {error}", transient=True) from None
+        with handle:
+            return _read_source(handle, path, file_format, columns, timestamp_column, window, untimed)
+    return _read_source(path, path, file_format, columns, timestamp_column, window, untimed)
+
+
+def _read_source(
+    source, path: str, file_format: str, columns: Sequence[str] | None, timestamp_column: str, window: Window,
+    untimed: bool = False,
+) -> pd.DataFrame:  # fmt: skip
     try:
         if file_format == "parquet":
-            schema = pq.read_schema(path)
+            schema = pq.read_schema(source)
             if columns is not None:
                 columns = [c for c in columns if c in schema.names]
             # pre_buffer coalesces reads for object stores; on a local disk it only doubles peak memory.
             table = pq.read_table(
-                path,
+                source,
                 columns=columns,
                 filters=_window_filters(schema, timestamp_column, window, untimed),
                 pre_buffer="://" in path,
             )
             # Release Arrow buffers column by column while converting: peak memory near one copy, not two.
             return table.to_pandas(split_blocks=True, self_destruct=True)
-        return pd.read_csv(path, usecols=lambda c: columns is None or c in columns, low_memory=False)
+        return pd.read_csv(source, usecols=lambda c: columns is None or c in columns, low_memory=False)
     except (pa.ArrowException, OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise DataError(

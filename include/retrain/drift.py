@@ -10,9 +10,7 @@ and on small samples PSI is noisy. Requiring both keeps "drift" meaning a shift 
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -20,6 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from retrain.plots import png_data_uri, text_figure
 from retrain.spec import ModelSpec
 
 # Empty bins would make PSI infinite; a floor of 1e-4 (0.01%) caps each bin's contribution.
@@ -246,32 +245,29 @@ def should_skip(report: DriftReport | None, spec: ModelSpec, force: bool) -> str
     )
 
 
+# A drift plot shows at most this many categories (the most frequent): a column of a million distinct values
+# would otherwise draw a million bars.
+MAX_PLOTTED_CATEGORIES = 40
+
+
 def _plot(reference: pd.Series, current: pd.Series, column: ColumnDrift) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.5, 2.4), dpi=80)
-    if column.kind == "numeric":
-        edges = numeric_bins(reference, 20)
-        finite = edges[np.isfinite(edges)]
-        bins = finite if finite.size > 1 else 20
-        ax.hist(reference.dropna(), bins=bins, density=True, alpha=0.5, label="reference")
-        ax.hist(current.dropna(), bins=bins, density=True, alpha=0.5, label="current")
-    else:
-        categories, ref, cur = _category_counts(reference, current)
-        x = np.arange(len(categories))
-        ax.bar(x - 0.2, ref / max(ref.sum(), 1), 0.4, label="reference")
-        ax.bar(x + 0.2, cur / max(cur.sum(), 1), 0.4, label="current")
-        ax.set_xticks(x, categories, fontsize=7, rotation=30)
-    ax.set_title(f"{column.column}: PSI {column.psi:.3f}", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    with text_figure((4.5, 2.4), 80) as (fig, ax):
+        if column.kind == "numeric":
+            edges = numeric_bins(reference, 20)
+            finite = edges[np.isfinite(edges)]
+            bins = finite if finite.size > 1 else 20
+            ax.hist(reference.dropna(), bins=bins, density=True, alpha=0.5, label="reference")
+            ax.hist(current.dropna(), bins=bins, density=True, alpha=0.5, label="current")
+        else:
+            categories, ref, cur = _category_counts(reference, current)
+            shown = np.sort(np.argsort(-(ref + cur), kind="stable")[:MAX_PLOTTED_CATEGORIES])
+            x = np.arange(len(shown))
+            ax.bar(x - 0.2, ref[shown] / max(ref.sum(), 1), 0.4, label="reference")
+            ax.bar(x + 0.2, cur[shown] / max(cur.sum(), 1), 0.4, label="current")
+            ax.set_xticks(x, [categories[i][:40] for i in shown], fontsize=7, rotation=30)
+        ax.set_title(f"{column.column[:60]}: PSI {column.psi:.3f}", fontsize=9)
+        ax.legend(fontsize=7)
+        return png_data_uri(fig)
 
 
 def render_html(
@@ -286,8 +282,8 @@ def render_html(
     esc = html.escape
     computed = "".join(f"<li>{esc(k)}: {esc(v)}</li>" for k, v in (method or {}).items())
     rows = "".join(
-        f'<tr class="{"drift" if c.drifted else ""}"><td>{esc(c.column)}</td><td>{c.role}</td><td>{c.kind}</td>'
-        f"<td>{c.psi:.4f}</td><td>{c.test}</td><td>{'' if c.statistic is None else f'{c.statistic:.4g}'}</td>"
+        f'<tr class="{"drift" if c.drifted else ""}"><td>{esc(c.column)}</td><td>{esc(c.role)}</td><td>{esc(c.kind)}</td>'
+        f"<td>{c.psi:.4f}</td><td>{esc(c.test)}</td><td>{'' if c.statistic is None else f'{c.statistic:.4g}'}</td>"
         f"<td>{'' if c.p_value is None else f'{c.p_value:.3g}'}</td><td>{'DRIFT' if c.drifted else ''}</td></tr>"
         for c in report.columns
     )
@@ -297,7 +293,7 @@ def render_html(
         if c.drifted
     )
     summary = (
-        f"Drift in {', '.join(report.drifted_features) or 'no feature'}"
+        f"Drift in {esc(', '.join(report.drifted_features)) or 'no feature'}"
         f"{' and in the label' if report.label_drifted else ''} against champion version {esc(champion_version)}."
     )
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Drift {esc(report.model)}</title>

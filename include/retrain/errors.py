@@ -26,6 +26,12 @@ class SpecError(RetrainError):
     retryable = False
 
 
+class FormValueError(RetrainError, ValueError):
+    """A trigger-form (or conf) value is refused: names the param and the rule. Checked when the run starts."""
+
+    retryable = False
+
+
 class DataError(RetrainError):
     """The data cannot be read or is structurally unusable (missing file, corrupt file, bad timestamp).
 
@@ -57,7 +63,16 @@ class RegistryError(RetrainError):
 
 
 class PromotionConflictError(RegistryError):
-    """The champion alias moved between evaluation and promotion."""
+    """The champion alias moved between evaluation and promotion (or approval): a retry compares against the
+    same evaluation and cannot succeed; rerun the DAG."""
+
+    retryable = False
+
+
+class ApprovalMissingError(RetrainError):
+    """The spec asks a person before promoting and no approval is recorded for the version."""
+
+    retryable = False
 
 
 class RollbackRefusedError(RegistryError):

@@ -2,7 +2,9 @@
 slices and a paired bootstrap of the difference. Pure: models in, numbers out.
 
 Any scikit-learn scorer name works (higher is better: `neg_log_loss`, not `log_loss`). Each model
-predicts once; the bootstrap re-scores cached predictions through the real scorer objects.
+runs each prediction method the scorers need once; the bootstrap re-scores those cached predictions,
+for the common metrics many resamples at once (`retrain.bootstrap`), through the real scorer objects
+for the others.
 
 Class labels may be of any type scikit-learn takes (strings, booleans, integers). On a binary problem
 the positive class is `evaluation.positive_label`, or else the greater of the two sorted classes:
@@ -23,6 +25,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
+from retrain.bootstrap import block_scorer, block_sizes
 from retrain.errors import SpecError
 from retrain.sklearn_catalog import BINARY_ONLY_SCORERS
 from retrain.spec import ModelSpec
@@ -136,14 +139,27 @@ def positive_label_tag(positive: Any) -> str:
 
 
 class _Cached(BaseEstimator):
-    """Serves predictions computed once; X is an (n, 1) array of row indices into them."""
+    """Serves predictions computed once; X is an (n, 1) array of row indices into them.
 
-    def __init__(self, responses: dict[str, np.ndarray] | None = None, classes: np.ndarray | None = None):
+    Each prediction method of the model runs on every row the first time a scorer asks for it, and only
+    then: roc_auc reads the decision function alone, so predict and predict_proba never run for it.
+    """
+
+    def __init__(self, responses: dict[str, np.ndarray] | None = None, classes: np.ndarray | None = None,
+                 source: tuple[Any, Any] | None = None):  # fmt: skip
         self.responses = responses
         self.classes = classes
+        self.source = source
+
+    def response(self, name: str) -> np.ndarray:
+        """The model's `name` output (predict, predict_proba, decision_function) on every row."""
+        if name not in self.responses:
+            model, X = self.source
+            self.responses[name] = np.asarray(getattr(model, name)(X))
+        return self.responses[name]
 
     def _rows(self, name: str, X) -> np.ndarray:
-        return self.responses[name][np.asarray(X)[:, 0].astype(int)]
+        return self.response(name)[np.asarray(X)[:, 0].astype(int)]
 
     def predict(self, X):
         return self._rows("predict", X)
@@ -173,18 +189,12 @@ class CachedRegressor(RegressorMixin, _Cached):
 
 
 def cache_predictions(model, X: pd.DataFrame, classification: bool) -> _Cached:
-    responses = {"predict": np.asarray(model.predict(X))}
+    """The model as the scorers see it, predicting each of its methods once on X (when first asked)."""
     if classification:
-        if hasattr(model, "predict_proba"):
-            responses["predict_proba"] = np.asarray(model.predict_proba(X))
-        if hasattr(model, "decision_function"):
-            try:
-                responses["decision_function"] = np.asarray(model.decision_function(X))
-            except AttributeError:
-                pass
-        cls = CachedDecisionClassifier if "decision_function" in responses else CachedClassifier
-        return cls(responses, np.asarray(model.classes_))
-    return CachedRegressor(responses)
+        # scikit-learn's `available_if` makes hasattr exact: a method is present only if the model can run it.
+        cls = CachedDecisionClassifier if hasattr(model, "decision_function") else CachedClassifier
+        return cls({}, np.asarray(model.classes_), (model, X))
+    return CachedRegressor({}, None, (model, X))
 
 
 def _score(scorer, cached: _Cached, index: np.ndarray, y: np.ndarray) -> float | None:
@@ -288,22 +298,61 @@ def baseline_score(
 def paired_bootstrap(champion: _Cached, challenger: _Cached, y: np.ndarray, metric: str, resamples: int,
                      confidence: float, seed: int,
                      labels: ClassLabels | None = None) -> BootstrapResult | None:  # fmt: skip
-    """Challenger minus champion on the same resampled rows; percentile interval."""
+    """Challenger minus champion on the same resampled rows; percentile interval.
+
+    The resamples are drawn in blocks (the same rows as one draw per resample) and scored by
+    `retrain.bootstrap` for the metrics it knows, by the scorer for the others.
+    """
     if resamples <= 0:
         return None
     scorer = _scorer(metric, labels)
     rng = np.random.default_rng(seed)
+    score_challenger = resample_scorer(scorer, metric, challenger, y, labels)
+    score_champion = resample_scorer(scorer, metric, champion, y, labels)
     differences = []
-    for _ in range(resamples):
-        index = rng.integers(0, len(y), size=len(y))
-        a, b = _score(scorer, challenger, index, y), _score(scorer, champion, index, y)
-        if a is not None and b is not None:
-            differences.append(a - b)
+    for count in block_sizes(resamples, len(y)):
+        index = rng.integers(0, len(y), size=(count, len(y)))
+        for a, b in zip(score_challenger(index), score_champion(index), strict=True):
+            if a is not None and b is not None:
+                differences.append(a - b)
     if not differences:
         return None
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(differences, [tail, 100 - tail])
     return BootstrapResult(float(np.mean(differences)), float(low), float(high), confidence, len(differences))
+
+
+def resample_scorer(scorer, metric: str, cached: _Cached, y: np.ndarray, labels: ClassLabels | None = None):
+    """A function from a block of resampled row indices to the scorer's value on each resample (None where
+    undefined), vectorised where `retrain.bootstrap` knows the metric.
+
+    The vectorised form must give the scorer's value on the whole holdout first; otherwise (a label type or a
+    model the scorer treats differently) every resample goes through the scorer.
+    """
+    positive = None if labels is None else labels.positive
+    fast = block_scorer(metric, cached, y, positive) if labels is not None or not _is_classifier(cached) else None
+    everything = np.arange(len(y))
+    if fast is not None and not _agrees(fast(everything[None, :])[0], _score(scorer, cached, everything, y)):
+        fast = None
+
+    def scores(index: np.ndarray) -> list[float | None]:
+        values = fast(index) if fast is not None else np.full(len(index), np.nan)
+        return [
+            float(v) if math.isfinite(v) else _score(scorer, cached, rows, y)
+            for v, rows in zip(values, index, strict=True)
+        ]
+
+    return scores
+
+
+def _is_classifier(cached: _Cached) -> bool:
+    return hasattr(cached, "classes_")
+
+
+def _agrees(vectorised: float, scorer_value: float | None) -> bool:
+    if scorer_value is None:
+        return not math.isfinite(vectorised)
+    return math.isfinite(vectorised) and math.isclose(vectorised, scorer_value, rel_tol=1e-9, abs_tol=1e-12)
 
 
 def compare(

@@ -29,9 +29,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from retrain.errors import DataError, SpecError
+from retrain.estimator_params import format_problems, import_estimator, param_problems, signature_problems
 from retrain.spec import ModelSpec
 from retrain.window import Window
 
+# The version of what build_pipeline fits around the estimator (imputation, encoding, scaling). Bump it
+# when that changes: it is part of the key that lets a rerun reuse a trained version (retrain.train).
+PIPELINE_VERSION = "1"
 TRAIN_FILE = "train.parquet"
 HOLDOUT_FILE = "holdout.parquet"
 MANIFEST_FILE = "_manifest.json"
@@ -357,30 +361,20 @@ def feature_matrix(frame: pd.DataFrame, spec: ModelSpec) -> tuple[pd.DataFrame, 
     return frame[list(spec.features.columns)], frame[spec.target]
 
 
-def resolve_estimator_class(dotted: str) -> type:
-    import importlib
-
-    module_name, _, class_name = dotted.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as error:
-        raise SpecError(f"field 'model.estimator': cannot import {dotted!r}: {error}") from None
-    if not (inspect.isclass(cls) and hasattr(cls, "fit")):
-        raise SpecError(f"field 'model.estimator': {dotted!r} is not an estimator class")
-    return cls
+def resolve_estimator_class(dotted: str, task: str | None = None) -> type:
+    """The estimator class, imported only when the spec's rules admit it (retrain.estimator_params)."""
+    return import_estimator(dotted, task)
 
 
 def estimator_params(spec: ModelSpec, overrides: dict | None = None) -> dict:
-    """The spec's params, then the trigger's overrides, checked against the estimator's signature."""
-    cls = resolve_estimator_class(spec.model.estimator)
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    """The spec's params, then the trigger's overrides, checked again here, where the model is built (the
+    spec and the run's first task checked them already): the same rules, then the class's signature."""
+    cls = resolve_estimator_class(spec.model.estimator, spec.task)
     params = {**spec.model.params, **(overrides or {})}
-    unknown = sorted(set(params) - accepted)
-    if unknown:
-        raise SpecError(
-            f"field 'model.params': {unknown} not accepted by {spec.model.estimator}; accepted: {sorted(accepted)}"
-        )
-    if "random_state" in accepted:
+    problems = param_problems(spec.model.estimator, params) or signature_problems(cls, params)
+    if problems:
+        raise SpecError(f"{spec.model.estimator}: {format_problems('model.params', problems)}")
+    if "random_state" in inspect.signature(cls.__init__).parameters:
         params.setdefault("random_state", spec.model.random_state)
     return params
 
@@ -405,7 +399,7 @@ def build_pipeline(spec: ModelSpec, overrides: dict | None = None):
             ]
         )
         transformers.append(("categorical", categorical, list(spec.features.categorical)))
-    estimator = resolve_estimator_class(spec.model.estimator)(**estimator_params(spec, overrides))
+    estimator = resolve_estimator_class(spec.model.estimator, spec.task)(**estimator_params(spec, overrides))
     return Pipeline([("features", ColumnTransformer(transformers, remainder="drop")), ("model", estimator)])
 
 

@@ -13,10 +13,15 @@ import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from retrain.assets import data_asset, request_asset
+from retrain.assets import data_asset, model_asset, request_asset
+from retrain.errors import FormValueError
+from retrain.estimator_params import format_problems, import_estimator, param_problems, signature_problems
 from retrain.window import Window
+
+if TYPE_CHECKING:
+    from retrain.spec import EstimatorSpec
 
 # The Params declare JSON Schema draft 7: Airflow checks every Param's schema against its dialect's
 # meta-schema per DAG, and draft 7's is checked in 40% of the time of the default 2020-12
@@ -24,12 +29,18 @@ from retrain.window import Window
 SCHEMA_DIALECT = "http://json-schema.org/draft-07/schema#"
 
 
-def _option(default: Any, title: str, description: str, **schema: Any) -> Any:
-    """A form field: its default, and the title, description and JSON Schema the Param shows.
+# Which DAGs show a form field: the retraining DAG, or the scoring and monitoring DAGs (which run for a day).
+RETRAIN_FORM = "retrain"
+DAY_FORM = "day"
+
+
+def _option(default: Any, title: str, description: str, form: str = RETRAIN_FORM, **schema: Any) -> Any:
+    """A form field: its default, the form it belongs to, and the title, description and JSON Schema the Param
+    shows.
 
     The description may name spec values as {lookback_days}, {holdout_days} or {estimator}.
     """
-    meta = {"title": title, "description": description, "schema": schema, "form_default": default}
+    meta = {"title": title, "description": description, "schema": schema, "form_default": default, "form": form}
     if isinstance(default, dict):
         return field(default_factory=dict, metadata=meta)
     return field(default=default, metadata=meta)
@@ -69,6 +80,15 @@ class RunOptions:
         'JSON object merged over the spec\'s model.params for {estimator}, e.g. {{"max_iter": 300}}.',
         type="object",
     )
+    date: dt.date | None = _option(
+        None,
+        "Day",
+        "The day (UTC) this run scores or monitors. Empty: the day before the run's time, or before the window end a"
+        " triggering event gives (a promotion gives its window's end).",
+        form=DAY_FORM,
+        type=["null", "string"],
+        format="date",
+    )
 
     @classmethod
     def parse(cls, values: Mapping[str, Any]) -> RunOptions:
@@ -78,15 +98,15 @@ class RunOptions:
             if values.get(f.name) is None:
                 continue
             value = values[f.name]
-            if f.name == "end_date":
-                parsed[f.name] = _date(value)
+            if f.name in ("end_date", "date"):
+                parsed[f.name] = _date(value, f.name)
             elif isinstance(f.metadata["form_default"], bool):
                 if not isinstance(value, bool):
-                    raise ValueError(f"param '{f.name}' must be true or false, got {value!r}")
+                    raise FormValueError(f"param '{f.name}' must be true or false, got {value!r}")
                 parsed[f.name] = value
             elif isinstance(f.metadata["form_default"], dict):
                 if not isinstance(value, Mapping):
-                    raise ValueError(f"param '{f.name}' must be a JSON object, got {value!r}")
+                    raise FormValueError(f"param '{f.name}' must be a JSON object, got {value!r}")
                 parsed[f.name] = dict(value)
         return cls(**parsed)
 
@@ -95,15 +115,16 @@ class RunOptions:
             **dataclasses.asdict(self),
             "end_date": None if self.end_date is None else self.end_date.isoformat(),
             "estimator_params": dict(self.estimator_params),
+            "date": None if self.date is None else self.date.isoformat(),
         }
 
 
-def form_fields() -> list[dataclasses.Field]:
-    """The trigger form's fields, in the form's order."""
-    return list(dataclasses.fields(RunOptions))
+def form_fields(form: str = RETRAIN_FORM) -> list[dataclasses.Field]:
+    """The fields of a DAG's trigger form (the retraining form, or the day form of scoring and monitoring)."""
+    return [f for f in dataclasses.fields(RunOptions) if f.metadata["form"] == form]
 
 
-def _date(value: Any) -> dt.date:
+def _date(value: Any, name: str = "end_date") -> dt.date:
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
@@ -111,7 +132,7 @@ def _date(value: Any) -> dt.date:
     try:
         return dt.datetime.fromisoformat(str(value)).date()
     except ValueError:
-        raise ValueError(f"param 'end_date': {value!r} is not an ISO date (YYYY-MM-DD)") from None
+        raise FormValueError(f"param {name!r}: {str(value)[:40]!r} is not an ISO date (YYYY-MM-DD)") from None
 
 
 # An asset event's `extra` comes from whoever may post events: bounded, and only what we read from it.
@@ -130,10 +151,10 @@ class AssetEvent:
 @dataclass(frozen=True)
 class Trigger:
     """Why a run started: `schedule` (the cron, or a backfill of it), `manual` (the UI form or the REST API),
-    `data` (an event on the model's data asset) or `monitoring` (the monitor asked for retraining), and the
-    reason an asset event gave, in words."""
+    `data` (an event on the model's data asset), `monitoring` (the monitor asked for retraining) or, for
+    scoring, `promotion` (a new champion), and the reason an asset event gave, in words."""
 
-    kind: Literal["schedule", "manual", "data", "monitoring"]
+    kind: Literal["schedule", "manual", "data", "monitoring", "promotion"]
     reason: str = ""
 
     def describe(self) -> str:
@@ -150,7 +171,8 @@ def trigger_of(model: str, run_type: str, events: Sequence[AssetEvent] = ()) -> 
         return Trigger("schedule")
     if run_type != "asset_triggered":
         return Trigger("manual")
-    for kind, name in (("monitoring", request_asset(model)), ("data", data_asset(model))):
+    kinds = (("monitoring", request_asset(model)), ("data", data_asset(model)), ("promotion", model_asset(model)))
+    for kind, name in kinds:
         chosen = [event for event in events if event.asset == name]
         if chosen:
             reasons = dict.fromkeys(_text(event.extra.get("reason")) for event in chosen)
@@ -191,6 +213,11 @@ class Run:
     user: str | None = None
     trigger: Trigger = Trigger("manual")
 
+    @property
+    def day(self) -> dt.date:
+        """The day a scoring or monitoring run works on: the last whole day before the window's end."""
+        return self.window.end_date - dt.timedelta(days=1)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "dag_id": self.dag_id,
@@ -225,20 +252,39 @@ def resolve_run(
     run_type: str = "manual",
     events: Sequence[AssetEvent] = (),
     user: str | None = None,
+    dag_id: str | None = None,
 ) -> Run:
     """The run's trigger, options and window.
 
-    The window ends at the form's (or the conf's) `end_date`; else at the latest `end_date` the triggering
-    asset events carry; else at the scheduled run's data interval end; a manual or asset-triggered run in
-    Airflow 3 may have none of these (no logical date), and then it ends at the trigger time.
+    The window ends at the form's (or the conf's) `end_date` (for the day form: the day after `date`); else at
+    the latest `end_date` the triggering asset events carry; else at the scheduled run's data interval end; a
+    manual or asset-triggered run in Airflow 3 may have none of these (no logical date), and then it ends at
+    the trigger time. The form's estimator_params are checked against the spec's model here, when the run
+    starts (FormValueError).
     """
     options = RunOptions.parse({**conf, **{k: v for k, v in params.items() if v is not None}})
-    end = options.end_date or event_end_date(events) or interval_end or run_after
+    check_estimator_params(spec.model, options.estimator_params)
+    day_end = None if options.date is None else options.date + dt.timedelta(days=1)
+    end = options.end_date or day_end or event_end_date(events) or interval_end or run_after
     return Run(
-        dag_id=spec.dag_id,
+        dag_id=dag_id or spec.dag_id,
         run_id=run_id,
         options=options,
         window=Window.ending(end, spec.data),
         user=user,
         trigger=trigger_of(spec.name, run_type, events),
     )
+
+
+def check_estimator_params(model: EstimatorSpec, overrides: Mapping[str, Any]) -> None:
+    """Refuses form values for the estimator that the spec could not hold either (unknown parameter, wrong
+    type, over a size bound, a path): FormValueError naming each. An estimator outside the scikit-learn
+    table is imported to check the names against its signature."""
+    if not overrides:
+        return
+    merged = {**model.params, **overrides}
+    problems = [(name, reason) for name, reason in param_problems(model.estimator, merged) if name in overrides]
+    if not problems and not model.estimator.startswith("sklearn."):
+        problems = signature_problems(import_estimator(model.estimator), overrides)
+    if problems:
+        raise FormValueError(f"refused before anything ran: {format_problems('param estimator_params', problems)}")

@@ -10,6 +10,7 @@ Cheap to import: no pandas, scikit-learn, MLflow or Great Expectations at module
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import logging
@@ -19,10 +20,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from retrain.contracts import (
+    ChampionResult,
     DriftResult,
     EvaluationResult,
     FeaturesResult,
+    InputDriftResult,
+    LiveMetricsResult,
+    MonitoringReportResult,
+    PredictionResult,
     PromotionResult,
+    RetrainRequestResult,
+    ReviewResult,
     StepOutput,
     TrainingResult,
     ValidationResult,
@@ -46,8 +54,11 @@ class Step:
     """One task of the retraining DAG.
 
     kind: "step" runs `run` in the generic step operator; "train" is the training job (a local process
-    or a pod, chosen by the deployment). pool: the Airflow pool the task runs in. emits_model: the task
-    updates the model's Asset when it succeeds.
+    or a pod, chosen by the deployment); "approval" asks a person (Airflow's ApprovalOperator), `run`
+    being the domain function that prepares the request. pool: the Airflow pool the task runs in.
+    emits: the Asset the task updates when it succeeds ("model": a promotion; "request": the monitor asks
+    for retraining), with its output's `event_extra()` as the event's payload; a task that ends skipped
+    emits nothing. reads_data: the task reads the spec's data source itself (its lineage input).
     """
 
     task_id: str
@@ -55,9 +66,10 @@ class Step:
     output: type[StepOutput]
     run: str | None = None
     needs: tuple[type[StepOutput], ...] = ()
-    kind: Literal["step", "train"] = "step"
+    kind: Literal["step", "train", "approval"] = "step"
     pool: str | None = None
-    emits_model: bool = False
+    emits: Literal["model", "request"] | None = None
+    reads_data: bool = False
 
     def function(self) -> Callable[[StepContext], StepOutput]:
         """The domain function that does this step's work."""
@@ -71,18 +83,21 @@ RETRAIN: tuple[Step, ...] = (
         "Great Expectations on the data window; a failed expectation stops the run with a report",
         ValidationResult,
         run="retrain.steps.validate:run",
+        reads_data=True,
     ),
     Step(
         "check_drift",
         "PSI and KS / chi-square against the champion's training data; `retrain: on_drift` skips a quiet night",
         DriftResult,
         run="retrain.steps.drift:run",
+        reads_data=True,
     ),
     Step(
         "build_features",
         "the window's training and holdout sets as a Parquet partition per end date, atomically",
         FeaturesResult,
         run="retrain.steps.features:run",
+        reads_data=True,
     ),
     Step(
         "train",
@@ -106,28 +121,121 @@ RETRAIN: tuple[Step, ...] = (
         run="retrain.steps.promote:run",
         needs=(EvaluationResult,),
         pool=PROMOTION_POOL,
-        emits_model=True,
+        emits="model",
     ),
 )
 
+# score_<name>: the champion scores the rows of one day (scheduled on its cron and on every promotion).
+SCORE: tuple[Step, ...] = (
+    Step(
+        "resolve_champion",
+        "the alias `champion` resolved to a version once; every later step uses that version. No champion: skipped",
+        ChampionResult,
+        run="retrain.steps.champion:run",
+    ),
+    Step(
+        "validate_rows",
+        "the day's rows to score through the feature part of the suite (no target) and the key rules",
+        ValidationResult,
+        run="retrain.steps.validate_rows:run",
+    ),
+    Step(
+        "predict",
+        "the version's predictions for the day as a Parquet partition, atomically; the same version on the same"
+        " rows keeps the file",
+        PredictionResult,
+        run="retrain.steps.predict:run",
+        needs=(ChampionResult, ValidationResult),
+    ),
+)
 
-def steps(spec: ModelSpec | None = None) -> tuple[Step, ...]:
-    """The steps of a model's retraining DAG, in order."""
-    return RETRAIN
+# monitor_<name>: labels joined to predictions, the live metric and input drift per day, and the policy.
+MONITOR: tuple[Step, ...] = (
+    Step(
+        "join_labels",
+        "the labels that have arrived joined to the stored predictions; the live metric and coverage per day",
+        LiveMetricsResult,
+        run="retrain.steps.join_labels:run",
+    ),
+    Step(
+        "input_drift",
+        "PSI and KS / chi-square of each day's scored rows against the reference of the version that scored them",
+        InputDriftResult,
+        run="retrain.steps.input_drift:run",
+        needs=(LiveMetricsResult,),
+    ),
+    Step(
+        "report",
+        "every day's figures to MLflow (step = day), the HTML report with the trends, and the policy's verdict",
+        MonitoringReportResult,
+        run="retrain.steps.monitor_report:run",
+        needs=(LiveMetricsResult, InputDriftResult),
+    ),
+    Step(
+        "request_retraining",
+        "an event on `retrain_request_<name>` with the reason when the policy trips; skipped (no event) otherwise",
+        RetrainRequestResult,
+        run="retrain.steps.request:run",
+        needs=(MonitoringReportResult,),
+        emits="request",
+    ),
+)
+
+PIPELINES: dict[str, tuple[Step, ...]] = {"retrain": RETRAIN, "score": SCORE, "monitor": MONITOR}
+
+# Only in the DAGs of specs whose promotion.approval asks for a person (retrain.approval decides per run
+# whether to ask, pass or skip); `promote` then also reads its answer.
+APPROVAL = Step(
+    "approve_promotion",
+    "a person approves or rejects the promotion the policy allowed (Airflow's required actions); no answer in time"
+    " is a rejection; skipped when the policy declined",
+    ReviewResult,
+    run="retrain.approval:prepare",
+    needs=(EvaluationResult,),
+    kind="approval",
+)
 
 
-def task_ids(spec: ModelSpec | None = None) -> list[str]:
-    return [step.task_id for step in steps(spec)]
+
+def has_approval(spec: ModelSpec) -> bool:
+    """True when the spec's DAG asks a person before promoting (the approval gate is one of its steps)."""
+    return any(step.kind == "approval" for step in steps(spec))
 
 
-def producer(output: type[StepOutput], spec: ModelSpec | None = None) -> Step:
-    """The step whose output is of this type."""
-    return next(step for step in steps(spec) if step.output is output)
+def dag_id_of(model: str, pipeline: str = "retrain") -> str:
+    """The id of a model's DAG of a pipeline: retrain_<model>, score_<model>, monitor_<model>."""
+    return f"{pipeline}_{model}"
 
 
-def chain_markdown(spec: ModelSpec | None = None) -> str:
+def steps(spec: ModelSpec | None = None, pipeline: str = "retrain") -> tuple[Step, ...]:
+    """The steps of one of a model's DAGs (`retrain`, `score`, `monitor`), in order; the retraining DAG has
+    an approval gate before `promote` when the spec's promotion.approval is not "never"."""
+    chain = PIPELINES[pipeline]
+    if pipeline != "retrain" or spec is None or spec.promotion.approval == "never":
+        return chain
+    *before, promote = chain
+    return (*before, APPROVAL, dataclasses.replace(promote, needs=(*promote.needs, ReviewResult)))
+
+
+def pipeline_of(step: Step) -> str:
+    """The pipeline a step belongs to (the approval gate and `promote` with its extra input: retraining)."""
+    if step.kind == "approval":
+        return "retrain"
+    return next(name for name, chain in PIPELINES.items() if step.task_id in {s.task_id for s in chain})
+
+
+def task_ids(spec: ModelSpec | None = None, pipeline: str = "retrain") -> list[str]:
+    return [step.task_id for step in steps(spec, pipeline)]
+
+
+def producer(output: type[StepOutput], spec: ModelSpec | None = None, pipeline: str = "retrain") -> Step:
+    """The step of the pipeline whose output is of this type."""
+    return next(step for step in steps(spec, pipeline) if step.output is output)
+
+
+def chain_markdown(spec: ModelSpec | None = None, pipeline: str = "retrain") -> str:
     """The chain as Markdown, one line per step: the DAG's docs show it."""
-    return "\n".join(f"{n}. `{s.task_id}`: {s.summary}" for n, s in enumerate(steps(spec), start=1))
+    return "\n".join(f"{n}. `{s.task_id}`: {s.summary}" for n, s in enumerate(steps(spec, pipeline), start=1))
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 import math
 import os
@@ -16,6 +14,8 @@ from retrain.tags import Tag
 
 if TYPE_CHECKING:
     from retrain.registry import ModelVersion
+
+from retrain.plots import png_data_uri, text_figure
 
 
 def write_atomic(path: Path, text: str) -> Path:
@@ -64,46 +64,37 @@ def history_plot(history: list[dict], metric: str) -> str | None:
     points = [h for h in history if h.get("challenger") is not None]
     if not points:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     points.sort(key=lambda h: (h["window_end"], int(h["version"])))
     labels = [f"{h['window_end']}\nv{h['version']}" for h in points]
-    fig, ax = plt.subplots(figsize=(7, 3), dpi=90)
-    ax.plot(labels, [h["challenger"] for h in points], marker="o", label="challenger")
-    champions = [
-        (label, h["champion"]) for label, h in zip(labels, points, strict=True) if h.get("champion") is not None
-    ]
-    if champions:
-        ax.plot(
-            [c[0] for c in champions],
-            [c[1] for c in champions],
-            marker="s",
-            linestyle="--",
-            label="champion (same holdout)",
-        )
-    promoted = [
-        (label, h["challenger"]) for label, h in zip(labels, points, strict=True) if h.get("decision") == "promoted"
-    ]
-    if promoted:
-        ax.scatter(
-            [p[0] for p in promoted],
-            [p[1] for p in promoted],
-            s=120,
-            facecolors="none",
-            edgecolors="green",
-            label="promoted",
-        )
-    ax.set_ylabel(metric)
-    ax.legend(fontsize=7)
-    ax.tick_params(axis="x", labelsize=7)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    with text_figure((7, 3), 90) as (fig, ax):
+        ax.plot(labels, [h["challenger"] for h in points], marker="o", label="challenger")
+        champions = [
+            (label, h["champion"]) for label, h in zip(labels, points, strict=True) if h.get("champion") is not None
+        ]
+        if champions:
+            ax.plot(
+                [c[0] for c in champions],
+                [c[1] for c in champions],
+                marker="s",
+                linestyle="--",
+                label="champion (same holdout)",
+            )
+        promoted = [
+            (label, h["challenger"]) for label, h in zip(labels, points, strict=True) if h.get("decision") == "promoted"
+        ]
+        if promoted:
+            ax.scatter(
+                [p[0] for p in promoted],
+                [p[1] for p in promoted],
+                s=120,
+                facecolors="none",
+                edgecolors="green",
+                label="promoted",
+            )
+        ax.set_ylabel(metric)
+        ax.legend(fontsize=7)
+        ax.tick_params(axis="x", labelsize=7)
+        return png_data_uri(fig)
 
 
 def render_run_report(summary: dict, history: list[dict]) -> str:
@@ -128,6 +119,7 @@ td,th{{border:1px solid #ccc;padding:.3em .6em}}.promote{{color:#1a7f37}}.declin
 <p>Challenger version {esc(str(summary["challenger_version"]))} vs champion version
 {esc(str(summary.get("champion_version") or "none"))} on the holdout of window {esc(summary["window"])};
 DAG run <code>{esc(summary["run_id"])}</code>, started by {esc(summary.get("trigger") or "?")}{" &middot; dry run" if summary.get("dry_run") else ""}.</p>
+{f'<p class="note"><strong>{esc(summary["note"])}</strong></p>' if summary.get("note") else ""}
 {_classes(summary.get("comparison") or {})}
 <h2>Reasons</h2><ul>{reasons}</ul>
 <h2>Metrics (same holdout)</h2><table><tr><th>metric</th><th>challenger</th><th>champion</th></tr>{rows}</table>

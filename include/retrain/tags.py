@@ -27,11 +27,16 @@ class Tag(StrEnum):
     MODEL_NAME = "retrain.model_name", "model spec name (the registered model)"
     ESTIMATOR = "retrain.estimator", "scikit-learn estimator class of the model"
     WINDOW_END = "retrain.window_end", "end date (exclusive) of the data window the version was trained on"
-    INPUT_HASH = "retrain.input_hash", "SHA-256 of the training and holdout sets together (the rerun key)"
+    INPUT_HASH = "retrain.input_hash", "SHA-256 of the training and holdout sets together (part of the rerun key)"
     TRAIN_HASH = "retrain.train_hash", "SHA-256 of the training set's dtypes and rows"
     HOLDOUT_HASH = "retrain.holdout_hash", "SHA-256 of the holdout set's dtypes and rows"
     CODE_VERSION = "retrain.code_version", "git commit (or package version) of the code that trained it"
     PARAMS_HASH = "retrain.params_hash", "hash of the estimator parameters actually used"
+    TRAINING_KEY = (
+        "retrain.training_key",
+        "SHA-256 of all but the data that shapes the model (estimator class, resolved parameters, features,"
+        " target, task, pipeline version); with input_hash and code_version, the key a rerun reuses a version by",
+    )
     TRIGGER = "retrain.trigger", "why the run that trained the version started: schedule, manual, data or monitoring"
     TRIGGER_REASON = "retrain.trigger_reason", "the reason the triggering asset event gave, if any"
     POSITIVE_LABEL = "retrain.positive_label", 'positive class of binary metrics, as JSON ("yes", true, 1); empty: none'
@@ -67,10 +72,43 @@ class Tag(StrEnum):
         "on the registered model: VERSION@TIME, when the version behind 'champion' became champion (UTC)",
     )
 
+    ROLLBACK_FORCED = (
+        "retrain.rollback_forced",
+        "'true' when the rollback form said force: the version had not passed the policy in a real, unforced run",
+    )
+
+    # The human review (written by `approve_promotion` when the spec's promotion.approval asks for one).
+    REVIEW_REQUESTED_AT = "retrain.review_requested_at", "when approve_promotion asked a person to review the version"
+    REVIEW_ANSWER = (
+        "retrain.review_answer",
+        "the answer to the approval request: approve, reject, or timeout (no answer in time, a rejection)",
+    )
+    REVIEWED_BY = "retrain.reviewed_by", "who answered the approval request (user id); empty after a timeout"
+    REVIEWED_AT = "retrain.reviewed_at", "when the approval request was answered or timed out (UTC, ISO 8601)"
+    REVIEW_COMMENT = "retrain.review_comment", "the reviewer's comment, as written"
+
+    # On the registered model (not a version): the champion's history.
+    CHAMPION_HISTORY = (
+        "retrain.champion_history.",
+        "prefix, on the registered model: one entry per move of champion and previous (JSON: at, from_version,"
+        " to_version, kind, reason, by, run_id, state)",
+    )
+
+    # Monitoring runs (written by `monitor_<name>` on its MLflow run in experiment monitor/<name>).
+    LIVE_METRIC = "retrain.live_metric", "on a monitoring run: the scikit-learn scorer its live_<metric> points hold"
+    MONITOR_DAY = "retrain.monitor_day", "on a monitoring run: the day it monitored (UTC, YYYY-MM-DD)"
+    MONITORED_VERSION = "retrain.monitored_version", "on a monitoring run: the champion version when it ran"
+    MONITORED_BY_RUN = "retrain.monitored_by_run", "on a monitoring run: the Airflow run of monitor_<name> that logged it"
+
     @classmethod
     def report(cls, name: str) -> str:
         """The tag that holds where report `name` (e.g. `evaluation_html`) was written."""
         return f"{cls.REPORT}{name}"
+
+    @classmethod
+    def history_entry(cls, key: str) -> str:
+        """The registered-model tag that holds the champion history entry `key`."""
+        return f"{cls.CHAMPION_HISTORY}{key}"
 
 
 class Decision(StrEnum):
@@ -78,7 +116,9 @@ class Decision(StrEnum):
 
     PENDING = "pending_evaluation"  # trained, not evaluated yet (or evaluation failed)
     DECLINED = "declined"  # the policy said no
-    APPROVED = "approved"  # the policy said yes; `promote` moves the alias next
+    APPROVED = "approved"  # the policy said yes (and the reviewer, when asked); `promote` moves the alias next
+    AWAITING_REVIEW = "awaiting_review"  # the policy said yes; a person is asked to approve
+    DECLINED_BY_REVIEWER = "declined_by_reviewer"  # the reviewer rejected it, or nobody answered in time
     DRY_RUN = "dry_run_would_promote"  # the policy said yes in a dry run: no alias moves
     CHAMPION = "champion"  # evaluated while already champion (a rerun of its own night)
     PROMOTED = "promoted"  # `promote` made it champion

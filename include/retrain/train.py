@@ -24,6 +24,7 @@ from pathlib import Path
 
 from retrain import __version__
 from retrain.contracts import TrainingResult
+from retrain.credentials import RedactingStream, environment_secrets, load_secret_files, redact
 from retrain.errors import SpecError, TrainingError
 from retrain.options import Run
 from retrain.registry import REFERENCE_ARTIFACT, Registry
@@ -38,30 +39,71 @@ TERMINATION_LOG = Path("/dev/termination-log")
 TRUSTED_TYPE_PREFIXES = ("sklearn.", "numpy.", "builtins.")
 
 
-def code_version() -> str:
-    """The git SHA when running from a checkout (or RETRAIN_CODE_VERSION), else the package version."""
+def code_version(root: Path | None = None) -> str:
+    """The git commit of the checkout at `root` (default: this project), RETRAIN_CODE_VERSION when set (the
+    images have no .git: their build sets it), else the package version."""
     explicit = os.environ.get("RETRAIN_CODE_VERSION")
     if explicit:
         return explicit
-    head = Path(__file__).resolve().parents[2] / ".git" / "HEAD"
     try:
-        ref = head.read_text().strip()
-        if ref.startswith("ref: "):
-            ref_path = head.parent / ref[5:]
-            if ref_path.exists():
-                return ref_path.read_text().strip()
-            packed = head.parent / "packed-refs"
-            for line in packed.read_text().splitlines() if packed.exists() else []:
-                if line.endswith(" " + ref[5:]):
-                    return line.split()[0]
-            return __version__
-        return ref
-    except OSError:
+        return git_head(root or Path(__file__).resolve().parents[2]) or __version__
+    except (OSError, UnicodeDecodeError):
         return __version__
+
+
+def git_head(root: Path) -> str | None:
+    """The commit HEAD points at in the checkout at `root`, read from the files (no git binary needed).
+
+    `.git` is a folder in a clone and a file (`gitdir: <path>`) in a git worktree or a submodule; refs then
+    live in the worktree's own git dir or in the common one it names (`commondir`), loose or packed.
+    """
+    dot_git = root / ".git"
+    if dot_git.is_file():
+        pointer = dot_git.read_text().strip()
+        if not pointer.startswith("gitdir:"):
+            return None
+        git_dir = (root / pointer.removeprefix("gitdir:").strip()).resolve()
+    else:
+        git_dir = dot_git
+    head = (git_dir / "HEAD").read_text().strip()
+    if not head.startswith("ref: "):
+        return head or None  # detached HEAD: the commit itself
+    ref = head.removeprefix("ref: ")
+    common = git_dir / "commondir"
+    common_dir = (git_dir / common.read_text().strip()).resolve() if common.is_file() else git_dir
+    for folder in dict.fromkeys([git_dir, common_dir]):
+        loose = folder / ref
+        if loose.is_file():
+            return loose.read_text().strip()
+    packed = common_dir / "packed-refs"
+    for line in packed.read_text().splitlines() if packed.is_file() else []:
+        if line.endswith(" " + ref):
+            return line.split()[0]
+    return None
 
 
 def params_hash(params: dict) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def training_key(spec: ModelSpec, params: dict) -> str:
+    """SHA-256 of everything besides the data that shapes the fitted model: the estimator class, its resolved
+    parameters (random_state included), the features, the target, the task and the pipeline's version.
+    With the data hash and the code version it decides whether a rerun may reuse a version: leave a field
+    out and a changed spec silently gets the old model (RandomForest and ExtraTrees shared a key)."""
+    from retrain.features import PIPELINE_VERSION
+
+    shaping = {
+        "estimator": spec.model.estimator,
+        "params": params,
+        "random_state": spec.model.random_state,
+        "features": spec.features.model_dump(mode="json"),
+        "target": spec.target,
+        "task": spec.task,
+        "timestamp_column": spec.data.timestamp_column,
+        "pipeline_version": PIPELINE_VERSION,
+    }
+    return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -136,19 +178,18 @@ def train(args: argparse.Namespace) -> TrainingResult:
         )
     code = code_version()
     p_hash = params_hash(params)
+    key = training_key(spec, params)
     input_hash = manifest["input_hash"]
     window_end = run.window.end_date.isoformat()
 
     registry = Registry()
     # MLflow's version creation is not idempotent: without this lookup a task retry or a rerun of
     # the same date would register duplicates.
-    reusable = registry.versions(
-        spec.name, {Tag.INPUT_HASH: input_hash, Tag.PARAMS_HASH: p_hash, Tag.CODE_VERSION: code}
-    )
+    reusable = registry.versions(spec.name, {Tag.INPUT_HASH: input_hash, Tag.TRAINING_KEY: key, Tag.CODE_VERSION: code})
     existing = next((v for v in reusable if v.status == "READY"), None)
     if existing is not None:
         log.info(
-            "reusing model %s version %s (MLflow run %s): already trained on the same data hash, code and params",
+            "reusing model %s version %s (MLflow run %s): already trained on the same data, code and training key",
             spec.name, existing.version, existing.run_id,
         )  # fmt: skip
         metrics = registry.run_metrics(existing.run_id)
@@ -173,6 +214,7 @@ def train(args: argparse.Namespace) -> TrainingResult:
         Tag.HOLDOUT_HASH: manifest["holdout_hash"],
         Tag.CODE_VERSION: code,
         Tag.PARAMS_HASH: p_hash,
+        Tag.TRAINING_KEY: key,
         Tag.MODEL_NAME: spec.name,
         Tag.ESTIMATOR: spec.model.estimator,
         Tag.TRIGGER: run.trigger.kind,
@@ -232,13 +274,32 @@ def _record_termination(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The job: exit 0 with the result written, or 1 with the reason logged and in the termination message.
+
+    Credentials mounted as files are read first (a pod's MLflow Secret); everything the job prints goes
+    through a redacting stream, so no credential in the environment or in a URI reaches the log (MLflow's
+    client quotes its tracking URI in errors and in its "View run at" lines).
+    """
+    load_secret_files()
+    secrets = environment_secrets(os.environ)
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactingStream(sys.stdout, secrets), RedactingStream(sys.stderr, secrets)
+    try:
+        return _run(argv, secrets)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = streams
+
+
+def _run(argv: list[str] | None, secrets: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
     args = parse_args(argv)
     try:
         result = train(args)
         write_result(args.result_path, result)
     except Exception as error:  # noqa: BLE001 - the job's contract: any failure is exit 1 plus a termination message
-        message = f"training failed: {type(error).__name__}: {error}"
+        message = redact(f"training failed: {type(error).__name__}: {error}", secrets)
         log.error("%s\n%s", message, traceback.format_exc())
         _record_termination(message)
         return 1

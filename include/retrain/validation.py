@@ -21,13 +21,14 @@ import logging
 import math
 import os
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from retrain.errors import SpecError
+from retrain.guards import expectation_argument_problem
+from retrain.safe_files import read_bounded_text
 from retrain.settings import expectations_dir
 from retrain.sklearn_catalog import BINARY_ONLY_SCORERS
 from retrain.spec import ModelSpec
@@ -242,12 +243,21 @@ def _target_suite(spec: ModelSpec) -> list[ExpectationDef]:
     return defs
 
 
+# A suite is a list of expectations; a megabyte holds thousands.
+MAX_SUITE_BYTES = 1024 * 1024
+
+
 def _suite_file(name: str) -> list[ExpectationDef]:
-    path = Path(name) if os.path.isabs(name) else expectations_dir() / name
+    """The expectations of a suite file inside the expectations folder (never outside it, never a FIFO or a
+    device, at most MAX_SUITE_BYTES)."""
+    root = expectations_dir()
+    path = root / name
+    text = read_bounded_text(path, root, MAX_SUITE_BYTES, "expectation suite (validation.suite_files)")
     try:
-        document = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise SpecError(f"{path}: cannot read expectation suite (validation.suite_files): {error}") from None
+        document = json.loads(text)
+    except (ValueError, RecursionError) as error:
+        reason = error.msg if isinstance(error, json.JSONDecodeError) else type(error).__name__
+        raise SpecError(f"{path}: expectation suite (validation.suite_files) is not valid JSON: {reason}") from None
     items = document.get("expectations") if isinstance(document, dict) else None
     if not isinstance(items, list):
         raise SpecError(f"{path}: an expectation suite needs a list under 'expectations'")
@@ -255,6 +265,9 @@ def _suite_file(name: str) -> list[ExpectationDef]:
     for index, item in enumerate(items):
         if not isinstance(item, dict) or not isinstance(item.get("type"), str):
             raise SpecError(f"{path}: expectations[{index}] needs a 'type' (a GX expectation name)")
+        problem = expectation_argument_problem(item.get("kwargs") or {})
+        if problem:
+            raise SpecError(f"{path}: expectations[{index}].kwargs: {problem}")
         severity = ((item.get("meta") or {}).get("severity")) or "fail"
         if severity not in ("fail", "warn"):
             raise SpecError(f"{path}: expectations[{index}].meta.severity must be 'fail' or 'warn', got {severity!r}")
@@ -268,6 +281,37 @@ def suite_definitions(spec: ModelSpec, window: Window) -> list[ExpectationDef]:
     ]
     files = [d for name in spec.validation.suite_files for d in _suite_file(name)]
     return [*default_suite(spec, window), *user, *files]
+
+
+def _about(definition: ExpectationDef, column: str) -> bool:
+    kwargs = definition.kwargs
+    return kwargs.get("column") == column or column in (kwargs.get("column_list") or ()) or column in (
+        kwargs.get("column_set") or ()
+    )
+
+
+def feature_suite(spec: ModelSpec, window: Window, keys: tuple[str, ...]) -> list[ExpectationDef]:
+    """The suite for rows to score: every expectation of the model's suite that is not about the target (they have
+    none), at least one row, and the key columns present, not null and unique together.
+
+    The rule on extra columns is left out: rows to score carry their keys, which the training data need not.
+    """
+    kept = [
+        d for d in suite_definitions(spec, window)
+        if not _about(d, spec.target) and d.type not in ("expect_table_row_count_to_be_between", "expect_table_columns_to_match_set")
+    ]  # fmt: skip
+    unique = (
+        ExpectationDef("expect_column_values_to_be_unique", {"column": keys[0]}, source="scoring.key_columns")
+        if len(keys) == 1
+        else ExpectationDef("expect_compound_columns_to_be_unique", {"column_list": list(keys)}, source="scoring.key_columns")
+    )
+    return [
+        ExpectationDef("expect_table_row_count_to_be_between", {"min_value": 1}, source="scoring"),
+        *[ExpectationDef("expect_column_to_exist", {"column": k}, source="scoring.key_columns") for k in keys],
+        *[ExpectationDef("expect_column_values_to_not_be_null", {"column": k}, source="scoring.key_columns") for k in keys],
+        unique,
+        *kept,
+    ]
 
 
 def _quiet_gx() -> None:
@@ -285,6 +329,10 @@ def _expectation(definition: ExpectationDef, index: int):
         cls = None
     if cls is None:
         raise SpecError(f"{definition.source}: unknown Great Expectations expectation {definition.type!r}")
+    # Every expectation passes here, whatever its source: the last gate before GX evaluates anything.
+    problem = expectation_argument_problem(definition.kwargs)
+    if problem:
+        raise SpecError(f"{definition.source}: {definition.type}: {problem}")
     try:
         return cls(**definition.kwargs, meta={"index": index, "severity": definition.severity})
     except Exception as error:  # noqa: BLE001 - pydantic validation errors of GX
@@ -293,15 +341,18 @@ def _expectation(definition: ExpectationDef, index: int):
 
 
 def validate_frame(
-    frame: pd.DataFrame, spec: ModelSpec, window: Window, untimed_examples: tuple[str, ...] | list[str] = ()
+    frame: pd.DataFrame, spec: ModelSpec, window: Window, untimed_examples: tuple[str, ...] | list[str] = (),
+    *,
+    definitions: list[ExpectationDef] | None = None,
 ) -> ValidationOutcome:
-    """Runs the spec's whole suite on the window's rows; returns every expectation's result.
+    """Runs the spec's whole suite on the window's rows (or the `definitions` given, e.g. scoring's feature
+    part); returns every expectation's result.
 
     `untimed_examples` (from `retrain.data.read_window`) are the raw values of the rows whose timestamp
     is null or unparseable: GX sees those rows as null timestamps and counts them, the examples say what
     the files held.
     """
-    definitions = suite_definitions(spec, window)
+    definitions = suite_definitions(spec, window) if definitions is None else definitions
     _quiet_gx()
     import great_expectations as gx
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from retrain_operators.lineage import ReportsLineage
+
 if TYPE_CHECKING:
     from retrain.contracts import StepOutput
     from retrain.options import AssetEvent, Run
@@ -34,10 +36,20 @@ def run_from_context(context: Any, spec: ModelSpec) -> Run:
         conf=getattr(dag_run, "conf", None) or {},
         interval_end=context.get("data_interval_end"),
         run_after=dag_run.run_after,
-        run_type=str(getattr(dag_run, "run_type", "manual") or "manual"),
+        run_type=run_type_of(dag_run),
         events=triggering_events(context),
         user=getattr(dag_run, "triggering_user_name", None),
+        dag_id=getattr(dag_run, "dag_id", None),
     )
+
+
+def run_type_of(dag_run: Any) -> str:
+    """The run type as Airflow spells it ("scheduled", "asset_triggered", ...).
+
+    The Task SDK's DagRunType is a (str, Enum): `str()` of it gives "DagRunType.ASSET_TRIGGERED", so take its value.
+    """
+    run_type = getattr(dag_run, "run_type", None) or "manual"
+    return str(getattr(run_type, "value", run_type))
 
 
 def triggering_events(context: Any) -> list[AssetEvent]:
@@ -62,10 +74,11 @@ def triggering_events(context: Any) -> list[AssetEvent]:
 
 def upstream_outputs(context: Any, spec: ModelSpec, step: Step) -> dict[type[StepOutput], StepOutput | None]:
     """The output of every step this one needs, read from its XCom (None when that task pushed nothing)."""
-    from retrain.pipeline import producer
+    from retrain.pipeline import pipeline_of, producer
 
     ti = context["ti"]
-    pulled = {kind: ti.xcom_pull(task_ids=producer(kind, spec).task_id) for kind in step.needs}
+    chain = pipeline_of(step)
+    pulled = {kind: ti.xcom_pull(task_ids=producer(kind, spec, chain).task_id) for kind in step.needs}
     return {kind: None if value is None else kind.from_xcom(value) for kind, value in pulled.items()}
 
 
@@ -128,11 +141,28 @@ class RetrainOperator(BaseOperator):
         self.step = step
 
 
-class StepOperator(RetrainOperator):
-    """Runs one pipeline step's domain function (retrain.steps.*)."""
+class StepOperator(ReportsLineage, RetrainOperator):
+    """Runs one pipeline step's domain function (retrain.steps.*); a step that emits an asset event gives the
+    event its output's payload."""
 
     ui_color = "#d9ead3"
 
     def execute(self, context: Any) -> dict[str, Any]:
-        ctx = step_context(context, self.spec, self.step, self.log)
-        return run_step(context, lambda: self.step.function()(ctx))
+        # The run is resolved (and the form's values checked) inside run_step: a refused value fails at once.
+        def step() -> StepOutput:
+            ctx = step_context(context, self.spec, self.step, self.log)
+            self.keep_lineage(ctx.run, ctx.inputs)
+            return self.with_event_payload(context, self.step.function()(ctx))
+
+        result = run_step(context, step)
+        self.keep_result(result)
+        return result
+
+    def with_event_payload(self, context: Any, output: StepOutput) -> StepOutput:
+        """Sets the payload of the event each outlet Asset gets when the task succeeds: `output.event_extra()`."""
+        payload = getattr(output, "event_extra", None)
+        if payload is not None and self.outlets:
+            extra = payload()
+            for outlet in self.outlets:
+                context["outlet_events"][outlet].extra = extra
+        return output

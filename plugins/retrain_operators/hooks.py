@@ -31,9 +31,15 @@ class MlflowHook(BaseHook):
         self._environment: dict[str, str] | None = None
 
     def environment(self) -> dict[str, str]:
-        """MLFLOW_TRACKING_URI and, when the connection has them, the credentials: for a child process."""
+        """MLFLOW_TRACKING_URI and, when the connection has them, the credentials: for a child process.
+
+        Every credential found (the connection's password, a password or token inside the URI, MLflow
+        credential variables of this process) is registered with Airflow's secrets masker first, so task
+        logs show *** wherever a library or the training job prints it.
+        """
         if self._environment is None:
             self._environment = self._resolve()
+            mask_credentials({**os.environ, **self._environment})
         return dict(self._environment)
 
     def _resolve(self) -> dict[str, str]:
@@ -65,6 +71,17 @@ class MlflowHook(BaseHook):
         return Registry(env.get("MLFLOW_TRACKING_URI"))
 
 
+def mask_credentials(environ: dict[str, str]) -> list[str]:
+    """Registers every credential of an environment (retrain.credentials.environment_secrets) with Airflow's
+    secrets masker, in this process and in the task's supervisor, which masks the task log. Returns them."""
+    from retrain.credentials import environment_secrets
+
+    secrets = environment_secrets(environ)
+    for secret in secrets:
+        _mask(secret)
+    return secrets
+
+
 def sql_engine(conn_id: str) -> Any:
     """A SQLAlchemy engine for the Airflow connection `conn_id`, built by the connection type's own SQL hook
     (PostgresHook for `postgres`; any provider hook with a SQLAlchemy dialect the same way).
@@ -91,7 +108,8 @@ def sql_engine(conn_id: str) -> Any:
 
 
 def _mask(value: str) -> None:
-    """Registers a value with Airflow's log masker (a task's log never shows it)."""
+    """Registers a value with Airflow's log masker (a task's log never shows it), in this process and in the
+    task's supervisor. No name: a name that does not look sensitive would stop the registration."""
     from airflow.sdk.log import mask_secret
 
     mask_secret(value)

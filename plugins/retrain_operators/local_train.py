@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from retrain_operators.base import RetrainOperator, run_from_context, run_step
+from retrain_operators.lineage import ReportsLineage
 
 LAST_LINES = 30
 
 
-class LocalTrainOperator(RetrainOperator):
+class LocalTrainOperator(ReportsLineage, RetrainOperator):
     """Runs `python -m retrain.train ...` locally, streams its log, enforces the timeout, reads its result.
 
     A non-zero exit, a timeout or a missing result file fails the task with the job's last log lines.
@@ -28,7 +29,9 @@ class LocalTrainOperator(RetrainOperator):
     ui_color = "#d9ead3"
 
     def execute(self, context: Any) -> dict:
-        return run_step(context, lambda: self._train(context))
+        result = run_step(context, lambda: self._train(context))
+        self.keep_result(result)
+        return result
 
     def _train(self, context: Any):
         from retrain.contracts import TrainingResult
@@ -38,6 +41,7 @@ class LocalTrainOperator(RetrainOperator):
         from retrain_operators.hooks import MlflowHook
 
         run = run_from_context(context, self.spec)
+        self.keep_lineage(run, {})
         timeout_s = self.spec.training.timeout_minutes * 60
         with tempfile.TemporaryDirectory(prefix="retrain-xcom-") as tmp:
             result_path = Path(tmp) / "return.json"
@@ -65,6 +69,11 @@ class LocalTrainOperator(RetrainOperator):
         return result
 
     def _run(self, command: list[str], env: dict[str, str], timeout_s: float) -> tuple[int, list[str], bool]:
+        from retrain.credentials import environment_secrets, redact
+
+        # The task's supervisor masks what the hook registered; redacting here too keeps the relayed lines and
+        # the error's last lines clean where no supervisor runs (dag.test, a bare worker process).
+        secrets = environment_secrets(env)
         last_lines: collections.deque[str] = collections.deque(maxlen=LAST_LINES)
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
@@ -74,7 +83,7 @@ class LocalTrainOperator(RetrainOperator):
         def pump() -> None:
             assert process.stdout is not None
             for line in process.stdout:
-                line = line.rstrip("\n")
+                line = redact(line.rstrip("\n"), secrets)
                 last_lines.append(line)
                 self.log.info("[train] %s", line)
 

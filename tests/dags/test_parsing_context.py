@@ -10,6 +10,7 @@ from airflow.sdk.definitions._internal.dag_parsing_context import _airflow_parsi
 from tests.support import REPO, write_spec
 
 DAG_FILE = REPO / "dags" / "retrain_models.py"
+CONTEXT_VARIABLES = ("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "_AIRFLOW_PARSING_CONTEXT_TASK_ID")
 
 
 @pytest.fixture
@@ -19,6 +20,20 @@ def fleet_specs(tmp_path, monkeypatch):
     (tmp_path / "Ctx-Broken.yaml").write_text("name: [not, a, name]\n")
     monkeypatch.setenv("RETRAIN_SPECS_DIR", str(tmp_path))
     return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def no_context_left_behind():
+    # Airflow's context manager restores the variables only if they were set before: it leaves them set in
+    # this process, where every later DAG file parse (dag.test() in later tests, the e2e stack's processes)
+    # would build just this test's DAG.
+    before = {name: os.environ.get(name) for name in CONTEXT_VARIABLES}
+    yield
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def parsed_dag_ids(dag_id: str | None = None, task_id: str | None = None) -> set[str]:
@@ -44,3 +59,13 @@ def test_a_task_process_builds_only_its_own_dag(fleet_specs):
 def test_a_task_of_an_unknown_dag_gets_no_dag(fleet_specs):
     # The task runner then reports "Dag not found" and fails the task, as it would without the filter.
     assert parsed_dag_ids("retrain_gone", "validate_data") == set()
+
+
+def test_a_scoring_or_monitoring_task_finds_its_dag_too(tmp_path, monkeypatch):
+    write_spec(tmp_path, "ctx_loop", loop=True)
+    write_spec(tmp_path, "ctx_other", loop=True)
+    monkeypatch.setenv("RETRAIN_SPECS_DIR", str(tmp_path))
+    everything = {f"{chain}_{name}" for chain in ("retrain", "score", "monitor") for name in ("ctx_loop", "ctx_other")}
+    assert parsed_dag_ids() == everything
+    for dag_id in ("score_ctx_loop", "monitor_ctx_loop"):
+        assert parsed_dag_ids(dag_id, "predict") == {"retrain_ctx_loop", "score_ctx_loop", "monitor_ctx_loop"}

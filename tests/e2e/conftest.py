@@ -30,6 +30,16 @@ INVALID_SPEC = "e2e_invalid_spec"  # a spec that does not parse: the fleet page 
 # Users besides the admin, for the fleet page's access checks: a viewer (reads every DAG, triggers none)
 # and a user with no role, whom the simple auth manager lets sign in and allows nothing.
 EXTRA_USERS = {"viewer": "viewer", "outsider": ""}
+LOOP_MODEL = "e2e_loop"  # retrain, score and monitor on asset events
+DATA_MODEL = "e2e_data"  # retrains on data events: REST, and an AssetWatcher's ready file
+# Governance (tests/e2e/test_approvals.py): a person approves every promotion (one model answered through
+# the REST API, one in the browser, side by side); a short approval timeout; an approver the auth manager does
+# not know. The description is hostile Markdown: it must show as text.
+GOV_MODEL = "e2e_gov"
+GOV_BROWSER_MODEL = "e2e_gov_browser"
+GOV_TIMEOUT_MODEL = "e2e_gov_timeout"
+GOV_UNKNOWN_APPROVER_MODEL = "e2e_gov_unknown_approver"
+GOV_DESCRIPTION = "Churn [click](https://evil.example) <img src=x onerror=alert(1)> **bold** | https://evil.example"
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
 TERMINAL = {"success", "failed"}
 
@@ -151,8 +161,38 @@ def stack():
     write_spec(specs, NIGHTS_MODEL, **{"schedule.cron": None})  # two nights of one model triggered together
     invalid = write_spec(specs, INVALID_SPEC, **{"schedule.cron": None})
     invalid.write_text(invalid.read_text() + "colour: red\n")
+    small = {  # three weeks of data, a small model, few resamples: the approvals are what these runs are for
+        "schedule.cron": None, "data.lookback_days": 21, "model.params": {"max_iter": 30, "max_leaf_nodes": 15},
+        "evaluation.bootstrap.resamples": 20, "intended_use": "Retention campaign only.",
+    }
+    for name in (GOV_MODEL, GOV_BROWSER_MODEL):
+        write_spec(specs, name, **small, **{
+            "promotion.approval": "always", "promotion.approvers": ["admin"], "description": GOV_DESCRIPTION,
+        })  # fmt: skip
+    write_spec(specs, GOV_TIMEOUT_MODEL, **small, **{
+        "promotion.approval": "first_version", "promotion.approval_timeout_minutes": 0.2,
+    })  # fmt: skip
+    write_spec(specs, GOV_UNKNOWN_APPROVER_MODEL, **{
+        "schedule.cron": None, "promotion.approval": "always", "promotion.approvers": ["admin", "mallory"],
+    })  # fmt: skip
     # Nightly, for the backfill test; stays paused until that test unpauses it.
     write_spec(specs, BACKFILL_MODEL, **{"schedule.cron": "0 2 * * *", "schedule.start_date": "2025-04-01"})
+    # The loop (tests/e2e/test_loop.py): no cron anywhere, so every run comes from an asset event or a test. Small
+    # and quick: two weeks of data, no bootstrap; only the first model is promoted (later ones show "did not help");
+    # labels are judged the day they land, one day at a time.
+    write_spec(specs, LOOP_MODEL, loop=True, **{
+        "schedule.cron": None, "scoring.cron": None, "monitoring.cron": None,
+        "data.lookback_days": 14, "data.holdout_days": 3, "validation.min_rows": 100,
+        "evaluation.bootstrap.resamples": 0, "promotion.min_improvement": 1.0,
+        "monitoring.labels.delay_days": 0, "monitoring.lookback_days": 5,
+        "monitoring.policy": {"max_drop": 0.3, "breaches": 1, "days": 1, "min_labels": 50},
+    })  # fmt: skip
+    # Retrains on data events (REST, or a ready file's AssetWatcher); its data fail validation at once: that each
+    # event starts exactly one retraining run is what is tested, cheaply (the loop's model retrains in full).
+    write_spec(specs, DATA_MODEL, **{
+        "schedule.cron": None, "schedule.events": ["data"], "schedule.ready_file": str(root / "watch" / "_READY"),
+        "data.uri": str(root / "broken"), "data.lookback_days": 28,
+    })  # fmt: skip
     env = {
         **os.environ,
         "STACK_DIR": str(root),

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support import BIN, REPO, MlflowServer, ensure_demo_data, tracking
+from tests.support import MlflowServer, ensure_demo_data, migrate_airflow_db, tracking
 
 
 @pytest.fixture(scope="session")
 def airflow_db() -> None:
-    subprocess.run([str(BIN / "airflow"), "db", "migrate"], check=True, capture_output=True)
-    subprocess.run([sys.executable, str(REPO / "scripts" / "apply_airflow_settings.py"), str(REPO / "airflow_settings.yaml")],
-                   check=True, capture_output=True)  # fmt: skip
+    migrate_airflow_db()
 
 
 @pytest.fixture(scope="session")

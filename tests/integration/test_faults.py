@@ -15,6 +15,7 @@ import pytest
 from mlflow import MlflowClient
 
 from retrain.data import read_window
+from retrain.errors import RegistryError
 from retrain.features import build_partition
 from retrain.invocation import training_invocation
 from retrain.registry import Registry
@@ -133,3 +134,38 @@ def test_training_with_the_registry_down_fails_clearly_and_writes_no_result(spec
     server = own_server.start()  # same port, same store
     assert MlflowClient(server.uri).search_model_versions(f"name='{spec.name}'") == []
     assert Registry(server.uri).aliases(spec.name) == {"champion": None, "previous": None}
+
+
+def test_a_champion_history_entry_that_cannot_be_written_moves_no_alias_and_a_retry_completes(own_server):
+    """The history entry is written before the alias moves, with the same guard: the registry stops right
+    before the entry is written (promotion, then rollback), and nothing moves."""
+    name = "history_fault"
+    client = MlflowClient(own_server.uri)
+    client.create_registered_model(name)
+    for _ in range(2):  # two READY versions, no training needed for the registry's own rules
+        client.create_model_version(name, source="s3://example-bucket/models/history_fault")
+    registry = Registry(client=client)
+    registry.set_tags(name, "1", {Tag.PASSED_EVALUATION: "true"})
+    registry.promote(name, "1", expected_champion=None, run_id="manual__1")
+
+    class RegistryStopsBeforeTheHistoryWrite(MlflowClient):
+        def set_registered_model_tag(self, *args, **kwargs):
+            own_server.stop()
+            return super().set_registered_model_tag(*args, **kwargs)
+
+    failing = Registry(client=RegistryStopsBeforeTheHistoryWrite(own_server.uri))
+    with pytest.raises(RegistryError, match=r"champion history entry \(promotion to version 2\) could not be written, so no alias moved"):
+        failing.promote(name, "2", expected_champion="1", run_id="manual__2")
+    registry = Registry(client=MlflowClient(own_server.start().uri))
+    assert registry.aliases(name) == {"champion": "1", "previous": None}
+    assert [(m.from_version, m.to_version) for m in registry.champion_history(name)] == [(None, "1")]
+
+    # The task's retry, with the registry back: the move and its entry, once.
+    assert registry.promote(name, "2", expected_champion="1", run_id="manual__2") == {"champion": "2", "previous": "1"}
+    assert [(m.from_version, m.to_version) for m in registry.champion_history(name)] == [(None, "1"), ("1", "2")]
+
+    with pytest.raises(RegistryError, match=r"\(rollback to version 1\) could not be written, so no alias moved"):
+        failing.rollback(name, None, "v2 misbehaves", "ops", run_id="manual__rollback")
+    registry = Registry(client=MlflowClient(own_server.start().uri))
+    assert registry.aliases(name) == {"champion": "2", "previous": "1"}
+    assert [m.kind for m in registry.champion_history(name)] == ["promotion", "promotion"]

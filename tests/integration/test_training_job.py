@@ -72,12 +72,22 @@ def test_same_inputs_give_identical_metrics_and_are_not_registered_twice(prepare
     assert Path(requirements).read_text().split() == model_requirements()
 
 
-def test_a_killed_job_promotes_nothing_and_leaves_the_partition_intact(prepared, tmp_path, registry):
+def running_runs(client, experiment: str) -> list:
+    found = client.get_experiment_by_name(experiment)
+    return client.search_runs([found.experiment_id], "attributes.status = 'RUNNING'") if found else []
+
+
+def test_a_killed_job_promotes_nothing_and_leaves_the_partition_intact(prepared, tmp_path, registry, mlflow_client):
     spec, partition = prepared
     result = tmp_path / "result.json"
     process = run_job(spec, partition, result, "manual__killed", "code-k", start_new_session=True,
                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    time.sleep(4)
+    # Killed mid-job: once its MLflow run is open (fitting and logging still to come), not after a fixed sleep
+    # that a fast job outlives.
+    deadline = time.monotonic() + 120
+    while not running_runs(mlflow_client, f"retrain/{spec.name}"):
+        assert process.poll() is None and time.monotonic() < deadline, "the job ended before its run was seen"
+        time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
     assert process.returncode != 0

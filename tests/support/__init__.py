@@ -21,12 +21,21 @@ from retrain.pipeline import task_ids
 REPO = Path(__file__).resolve().parents[2]
 
 DEMO_DATA = REPO / "include" / "data" / "demo"
+DEMO_SCORING = REPO / "include" / "data" / "demo_scoring"
+DEMO_LABELS = REPO / "include" / "data" / "demo_labels"
 DEMO_SPEC = REPO / "include" / "models" / "churn.yaml"
 BIN = Path(sys.executable).parent
 
 
 # The retraining chain in order (from the pipeline definition): what DAG-level tests assert task states on.
 TASKS = task_ids()
+
+
+def migrate_airflow_db() -> None:
+    """Airflow's metadata DB at this session's AIRFLOW_HOME, migrated, with airflow_settings.yaml applied."""
+    subprocess.run([str(BIN / "airflow"), "db", "migrate"], check=True, capture_output=True)
+    subprocess.run([sys.executable, str(REPO / "scripts" / "apply_airflow_settings.py"), str(REPO / "airflow_settings.yaml")],
+                   check=True, capture_output=True)  # fmt: skip
 
 
 def free_port() -> int:
@@ -109,14 +118,23 @@ def artifacts(name: str) -> Path:
 _counter = iter(range(1, 10_000))
 
 
-def write_spec(directory: Path, name: str | None = None, **overrides) -> Path:
+def write_spec(directory: Path, name: str | None = None, *, loop: bool = False, **overrides) -> Path:
     """The demo spec under a fresh name (so each test has its own registered model), with overrides.
 
-    Overrides are dotted paths: write_spec(d, **{"drift.retrain": "on_drift"}).
+    Overrides are dotted paths: write_spec(d, **{"drift.retrain": "on_drift"}). Without `loop`, the spec keeps
+    the retraining DAG alone, on its cron (no scoring, no monitoring, no asset events), as before those existed;
+    with it, scoring reads the demo's rows to score and monitoring reads labels from `<directory>/labels/<name>`.
     """
     document = yaml.safe_load(DEMO_SPEC.read_text())
     document["name"] = name or f"churn_it{os.getpid()}_{next(_counter)}"
     document["data"]["uri"] = str(DEMO_DATA)
+    if loop:
+        document["scoring"]["input"]["uri"] = str(DEMO_SCORING)
+        document["monitoring"]["labels"]["uri"] = str(directory / "labels" / document["name"])
+    else:
+        for section in ("scoring", "monitoring"):
+            document.pop(section)
+        document["schedule"].pop("events")
     # dag.test() waits out retry delays: a failing task must fail the run at once.
     document["schedule"]["retries"] = 0
     document["evaluation"]["bootstrap"]["resamples"] = 50
@@ -132,8 +150,12 @@ def write_spec(directory: Path, name: str | None = None, **overrides) -> Path:
 
 
 def ensure_demo_data() -> None:
-    if not (DEMO_DATA / "events_2025-08.parquet").exists():
-        subprocess.run([sys.executable, "-m", "retrain.demo_data", str(DEMO_DATA)], check=True)
+    if not (DEMO_DATA / "events_2025-08.parquet").exists() or not (DEMO_LABELS / "labels_2025-08-31.parquet").exists():
+        subprocess.run(
+            [sys.executable, "-m", "retrain.demo_data", str(DEMO_DATA), "--scoring", str(DEMO_SCORING),
+             "--labels", str(DEMO_LABELS)],
+            check=True,
+        )  # fmt: skip
 
 
 def copy_demo_data(target: Path) -> Path:
@@ -152,15 +174,18 @@ def specs_dir(directory: Path):
         os.environ["RETRAIN_SPECS_DIR"] = previous
 
 
-def run_dag(spec_path: Path, end_date: dt.date, before_task: dict | None = None, **conf):
-    """Run the spec's retraining DAG with dag.test() and return {task_id: state} and the DagRun.
+def run_dag(spec_path: Path, end_date: dt.date, before_task: dict | None = None, pipeline: str = "retrain", **conf):
+    """Run one of the spec's DAGs (default: retraining) with dag.test() and return {task_id: state} and the DagRun.
 
-    before_task maps a task id to a callable run right before that task executes (fault injection).
+    before_task maps a task id to a callable run right before that task executes (fault injection). The
+    scoring and monitoring DAGs take their day from conf `date`; `end_date` is then only the run's logical date.
     """
+    from retrain.pipeline import dag_id_of
     from retrain.spec import load_spec
-    from retrain_operators.dag_factory import build_retrain_dag
+    from retrain_operators.dag_factory import build_spec_dags
 
-    dag = build_retrain_dag(load_spec(spec_path), spec_path)
+    spec = load_spec(spec_path)
+    (dag,) = [d for d in build_spec_dags(spec, spec_path) if d.dag_id == dag_id_of(spec.name, pipeline)]
     for task_id, hook in (before_task or {}).items():
         dag.get_task(task_id)._pre_execute_hook = hook
     logical = dt.datetime.combine(end_date, dt.time(), tzinfo=dt.UTC)
@@ -186,3 +211,18 @@ def run_rollback(spec_dir: Path, **conf) -> dict[str, str]:
         dag = runpy.run_path(str(REPO / "dags" / "retrain_rollback.py"))["dag"]
         dag_run = dag.test(run_conf=conf)
     return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+
+
+def registry_snapshot(registry, name: str) -> dict:
+    """What a run must not change when it is refused: the aliases and every version's decision."""
+    from retrain.tags import Tag
+
+    return {
+        "aliases": registry.aliases(name),
+        "versions": {v.version: v.tags.get(Tag.DECISION) for v in registry.versions(name)},
+    }
+
+
+def files_under(root: Path) -> set[str]:
+    """Every file below root (relative paths), to show a refused run wrote nothing new."""
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()} if root.exists() else set()

@@ -150,7 +150,7 @@ def test_estimator_params_are_checked_against_the_signature():
     assert estimator_params(SPEC)["random_state"] == SPEC.model.random_state
     assert estimator_params(SPEC, {"max_iter": 5})["max_iter"] == 5
     with pytest.raises(
-        SpecError, match=r"\['n_trees'\] not accepted by sklearn.ensemble.HistGradientBoostingClassifier"
+        SpecError, match=r"model.params.n_trees: not a parameter of sklearn.ensemble.HistGradientBoostingClassifier"
     ):
         estimator_params(SPEC, {"n_trees": 5})
 

@@ -1,6 +1,7 @@
 """The production training pod, tested as data: no cluster runs here, so we build the exact pod
-request the provider would send (`build_pod_request_obj`) and check it against the spec, the local
-backend's command and the Kubernetes OpenAPI schema (offline, kubernetes-validate)."""
+request the provider would send (`build_pod_request_obj`) for the `train` task the DAG factory builds
+with the kubernetes backend, and check it against the spec, the local backend's command and the
+Kubernetes OpenAPI schema (offline, kubernetes-validate)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,11 @@ import kubernetes_validate
 import pytest
 from kubernetes.client import ApiClient
 
-from retrain.contracts import TrainingResult
 from retrain.invocation import training_invocation
-from retrain.pipeline import producer
 from retrain.settings import features_dir
 from retrain.spec import load_spec
 from retrain_operators.base import run_from_context
-from retrain_operators.pod_train import KubernetesTrainOperator, label_value
+from retrain_operators.pod_train import SECRET_MOUNT, KubernetesTrainOperator, label_value
 from tests.support import REPO
 
 SPEC_PATH = REPO / "include" / "models" / "churn.yaml"
@@ -34,8 +33,15 @@ def run_context() -> dict:
     }
 
 
+def train_task(spec=SPEC) -> KubernetesTrainOperator:
+    """The `train` task of the spec's DAG as the factory builds it for the kubernetes backend."""
+    from retrain_operators.dag_factory import build_retrain_dag
+
+    return build_retrain_dag(spec, SPEC_PATH, backend="kubernetes").get_task("train")
+
+
 def built_pod(spec=SPEC):
-    operator = KubernetesTrainOperator(spec=spec, step=producer(TrainingResult))
+    operator = train_task(spec)
     operator.prepare(run_context())
     pod = operator.build_pod_request_obj(context=None, dry_run=True)
     return operator, pod
@@ -60,7 +66,8 @@ def test_pod_runs_the_same_command_and_environment_as_the_local_backend():
     )  # fmt: skip
     assert base.command == ["/usr/bin/dumb-init", "--", "python", "-m", "retrain.train"]
     assert base.args == list(invocation.arguments)
-    assert {e.name: e.value for e in base.env} == invocation.env
+    # The same environment, plus where the job finds the MLflow Secret's files.
+    assert {e.name: e.value for e in base.env} == {**invocation.env, "RETRAIN_MLFLOW_SECRET_DIR": SECRET_MOUNT}
     run_json = json.loads(base.args[base.args.index("--run-json") + 1])
     assert run_json["window"]["end"] == "2025-05-01T00:00:00+00:00"
     assert run_json["options"]["estimator_params"] == {"max_iter": 40}
@@ -148,24 +155,61 @@ def test_read_only_root_has_writable_scratch_and_the_shared_artifacts_claim():
     assert features_dir.startswith(artifacts_mount + "/"), "the pod must see the partition the worker wrote"
 
 
-def test_mlflow_credentials_reach_the_pod_only_from_a_secret():
+def test_mlflow_credentials_reach_the_pod_only_from_a_secret_mounted_as_files():
     _, pod = built_pod()
     base = container(pod, "base")
-    assert [source.secret_ref.name for source in base.env_from] == [SPEC.training.mlflow_secret]
+    volume = next(v for v in pod.spec.volumes if v.secret is not None)
+    assert volume.secret.secret_name == SPEC.training.mlflow_secret
+    mount = next(m for m in base.volume_mounts if m.name == volume.name)
+    assert mount.mount_path == SECRET_MOUNT and mount.read_only is True
+    assert not base.env_from, "no Secret as environment variables (kubectl describe and child processes see them)"
     manifest = json.dumps(as_manifest(pod))
     assert "MLFLOW_TRACKING_PASSWORD" not in manifest and "MLFLOW_TRACKING_TOKEN" not in manifest
     assert not any(e.name.startswith("MLFLOW_") for e in base.env or [])
+    sidecar = container(pod, "airflow-xcom-sidecar")
+    assert all(m.name != volume.name for m in sidecar.volume_mounts or []), "the sidecar never sees the credentials"
 
 
-def test_operator_options_keep_failed_pods_reconnect_on_retry_and_time_out():
+def test_the_job_limit_is_timeout_minutes_on_both_backends_and_the_task_backstop_is_above_it():
+    from retrain_operators.dag_factory import TRAINING_GRACE, build_retrain_dag
+
+    operator, pod = built_pod()
+    training = SPEC.training
+    assert pod.spec.active_deadline_seconds == training.timeout_minutes * 60  # Kubernetes stops the pod
+    assert operator.execution_timeout == dt.timedelta(
+        minutes=training.timeout_minutes, seconds=training.startup_timeout_seconds
+    ) + TRAINING_GRACE
+    local = build_retrain_dag(SPEC, SPEC_PATH, backend="local").get_task("train")
+    assert local.execution_timeout == dt.timedelta(minutes=training.timeout_minutes) + TRAINING_GRACE
+
+
+def test_the_kubernetes_backend_refuses_an_image_not_pinned_by_digest(tmp_path):
+    from retrain_operators.dag_factory import build_model_dags
+
+    pinned = SPEC.training.image
+    (tmp_path / "churn.yaml").write_text(SPEC_PATH.read_text().replace(pinned, pinned.split("@")[0]))
+    dag = build_model_dags([tmp_path / "churn.yaml"], backend="kubernetes")["retrain_churn"]
+    assert "invalid-spec" in dag.tags and "not pinned by digest" in dag.doc_md
+
+
+def test_no_spec_value_of_the_pod_is_rendered_as_a_template():
+    assert train_task().template_fields == ()
+    # A value that would read an Airflow connection if rendered cannot even be written in a spec.
+    data = SPEC.model_dump(mode="json")
+    data["training"]["node_selector"] = {"pool": "{{ conn.mlflow_default.password }}"}
+    with pytest.raises(ValueError, match="node_selector"):
+        type(SPEC).model_validate(data)
+
+
+def test_operator_options_keep_failed_pods_and_reconnect_on_retry():
     operator, pod = built_pod()
     assert operator.do_xcom_push is True
     assert operator.on_finish_action.value == "delete_succeeded_pod"
     assert operator.durable is True
     assert operator.startup_timeout_seconds == SPEC.training.startup_timeout_seconds
-    assert operator.execution_timeout == dt.timedelta(minutes=SPEC.training.timeout_minutes)
     assert operator.deferrable is SPEC.training.deferrable
     assert container(pod, "base").termination_message_policy == "FallbackToLogsOnError"
+    assert {c.image_pull_policy for c in pod.spec.containers} == {"IfNotPresent"}  # both pinned by digest
 
 
 def test_pod_manifest_passes_the_kubernetes_schema_and_a_broken_one_does_not():

@@ -205,10 +205,11 @@ def _recoded(cached: CachedDecisionClassifier, positive: str) -> CachedDecisionC
     """The same predictions with `positive` as 1 and the other class as 0: what scikit-learn scores by default."""
     classes = list(cached.classes)
     flip = classes.index(positive) == 0
+    proba, decision = cached.response("predict_proba"), cached.response("decision_function")
     responses = {
-        "predict": (cached.responses["predict"] == positive).astype(int),
-        "predict_proba": cached.responses["predict_proba"][:, ::-1] if flip else cached.responses["predict_proba"],
-        "decision_function": -cached.responses["decision_function"] if flip else cached.responses["decision_function"],
+        "predict": (cached.response("predict") == positive).astype(int),
+        "predict_proba": proba[:, ::-1] if flip else proba,
+        "decision_function": -decision if flip else decision,
     }
     return CachedDecisionClassifier(responses, np.array([0, 1]))
 

@@ -15,8 +15,8 @@ PATTERNS = {
     "private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
     "GitHub token": re.compile(r"gh[pousr]_[A-Za-z0-9]{36}"),
     "Slack token": re.compile(r"xox[baprs]-[A-Za-z0-9-]{10,}"),
-    # A variable reference ($VAR, ${VAR}, <placeholder>) in place of the password is not a credential.
-    "credential in URL": re.compile(r"[a-z]+://[^/\s:@'\"$]+:[^/\s:@'\"${}<>]{3,}@"),
+    # A variable reference ($VAR, ${VAR}, <placeholder>) or a mask (***) in place of the password is not a credential.
+    "credential in URL": re.compile(r"[a-z]+://[^/\s:@'\"$]+:[^/\s:@'\"${}<>*]{3,}@"),
     "assigned secret": re.compile(
         r"(?i)\b(password|passwd|secret|api_key|token)\b\s*[:=]\s*['\"][^'\"\s{}$<>]{6,}['\"]"
     ),
@@ -35,6 +35,7 @@ def test_patterns_catch_what_they_should():
     assert PATTERNS["AWS access key"].search("key = AKIAABCDEFGHIJKLMNOP")
     assert PATTERNS["credential in URL"].search("postgresql://airflow:hunter22@db/airflow")
     assert not PATTERNS["credential in URL"].search("http://$MLFLOW_USER:$MLFLOW_PASSWORD@mlflow:5000")
+    assert not PATTERNS["credential in URL"].search("https://bob:***@mlflow:5000")  # masked
     assert PATTERNS["assigned secret"].search('password = "correct-horse"')
     assert not PATTERNS["assigned secret"].search("password: {{ .Values.password }}")
 

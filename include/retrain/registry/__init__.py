@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -16,12 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from retrain import history
+from retrain.credentials import redact
 from retrain.errors import PromotionConflictError, RegistryError, RollbackRefusedError
-from retrain.tags import Tag
+from retrain.tags import Decision, Tag
 
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow.tracking import MlflowClient
+
+    from retrain.registry.monitoring import DayPoint, LiveSeries
 
 CHAMPION_ALIAS = "champion"
 PREVIOUS_ALIAS = "previous"
@@ -35,6 +40,10 @@ MODELS_PER_PAGE = 1000
 NAMES_PER_SEARCH = 200
 # Reports and model cards are pages for a browser; nothing larger is served through the UI.
 ARTIFACT_SIZE_LIMIT = 50 * 1024 * 1024
+# A model version's description is a 5000-character column in MLflow's store.
+DESCRIPTION_LIMIT = 5000
+# Decisions a rollback never restores: a person declined the version, or has not answered yet.
+NOT_RESTORABLE = (Decision.DECLINED_BY_REVIEWER, Decision.AWAITING_REVIEW)
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,16 @@ def is_plain_file_name(name: str) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class TrackedRun:
+    """An MLflow run, as plain values: its experiment, parameters and tags."""
+
+    run_id: str
+    experiment_id: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
 def _plain(mv: Any) -> ModelVersion:
     created = getattr(mv, "creation_timestamp", None)
     return ModelVersion(
@@ -106,6 +125,15 @@ def _quoted(value: str) -> str | None:
 
 def _is_missing(error: Exception) -> bool:
     return getattr(error, "error_code", "") in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
+
+
+def _refuse_moved(model: str, current: str | None, expected: str | None) -> None:
+    if current != expected:
+        raise PromotionConflictError(
+            f"model {model}: alias '{CHAMPION_ALIAS}' points to version {current} but evaluation compared"
+            f" against version {expected}; another run or a person moved it. Nothing was changed;"
+            " rerun the DAG to evaluate against the new champion."
+        )
 
 
 @contextlib.contextmanager
@@ -240,6 +268,37 @@ class Registry:
             if local.stat().st_size > ARTIFACT_SIZE_LIMIT:
                 raise ArtifactNotFound(f"artifact {folder}/{name} of run {run_id} is larger than the page limit")
             return local.read_bytes()
+    def live_metric_series(self, model: str) -> LiveSeries | None:
+        """The model's live metric per day from its latest monitoring run, as plain values (None before the
+        first run): what a sparkline draws. Where it lives: retrain.registry.monitoring."""
+        from retrain.registry.monitoring import latest_live_series
+
+        return latest_live_series(self._client, model)
+
+    def log_monitoring(self, model: str, run_name: str, tags: Mapping[str, str], points: Iterable[DayPoint]) -> str:
+        """Logs one monitoring run (every day's figures, step = day) in experiment monitor/<model>; returns its id."""
+        from retrain.registry.monitoring import log_day_points
+
+        return log_day_points(self._client, model, run_name, tags, points)
+
+    def run(self, run_id: str) -> TrackedRun:
+        """The run's experiment, parameters and tags."""
+        found = self._client.get_run(run_id)
+        return TrackedRun(run_id, str(found.info.experiment_id), dict(found.data.params), dict(found.data.tags))
+
+    def champion_history(self, model: str) -> list[history.ChampionMove]:
+        """Every move of `champion` (promotion, forced promotion, rollback), oldest first; [] for an unknown
+        model. Entries whose alias write never happened are left out (retrain.history.settle)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            registered = self._client.get_registered_model(model)
+        except MlflowException as error:
+            if _is_missing(error):
+                return []
+            raise
+        entries = history.entries_from_tags(dict(registered.tags or {}))
+        return history.settle(entries, (registered.aliases or {}).get(CHAMPION_ALIAS))
 
     # Writes
 
@@ -260,14 +319,25 @@ class Registry:
                 raise RegistryError(f"model {model} version {version} did not become READY (status {found.status})")
             time.sleep(0.5)
 
-    def promote(self, model: str, version: str, expected_champion: str | None) -> dict[str, str | None]:
+    def promote(
+        self,
+        model: str,
+        version: str,
+        expected_champion: str | None,
+        *,
+        kind: str = "promotion",
+        reason: str = "",
+        by: str = "",
+        run_id: str | None = None,
+    ) -> dict[str, str | None]:
         """Move `champion` to `version` and `previous` to the old champion, in that order; returns the aliases.
 
         MLflow alias writes are last-writer-wins with no compare-and-set, so right before writing we
         check `champion` still points where it pointed at evaluation time (the promotion pool allows one
         writer at a time; this catches everything else, such as a manual change in the MLflow UI).
-        A rerun after a failure between the two writes finds `champion` already moved and completes
-        `previous`.
+        The move is written to the champion history first (kind, reason, by, run_id): if that entry
+        cannot be written, no alias moves. A rerun after a failure between the writes finds `champion`
+        already moved and completes `previous` and the history entry.
         """
         version = str(version)
         found = self.version(model, version)
@@ -276,15 +346,14 @@ class Registry:
                 f"model {model} version {version} has status {found.status}; only READY versions are promoted"
             )
         current = self._alias_version(model, CHAMPION_ALIAS)
+        key = history.entry_key(model, kind, expected_champion, version, run_id)
+        move = history.new_move(kind, expected_champion, version, reason, by, run_id)
         if current == version and expected_champion != version:
-            pass  # an earlier attempt moved champion and stopped before previous: complete it below
-        elif current != expected_champion:
-            raise PromotionConflictError(
-                f"model {model}: alias '{CHAMPION_ALIAS}' points to version {current} but evaluation compared"
-                f" against version {expected_champion}; another run or a person moved it. Nothing was changed;"
-                " rerun the DAG to evaluate against the new champion."
-            )
+            # An earlier attempt moved champion and stopped before previous: complete it, keeping its time.
+            move = self._recorded_move(model, key) or move
         else:
+            _refuse_moved(model, current, expected_champion)
+            self._write_history(model, history.HistoryEntry(key, move, history.PENDING))
             self._client.set_registered_model_alias(model, CHAMPION_ALIAS, version)
         if expected_champion is not None and expected_champion != version:
             self._client.set_registered_model_alias(model, PREVIOUS_ALIAS, expected_champion)
@@ -293,6 +362,7 @@ class Registry:
             expected_champion is not None and after[PREVIOUS_ALIAS] != expected_champion
         ):
             raise RegistryError(f"model {model}: aliases read back as {after} after promoting version {version}")
+        self._write_history(model, history.HistoryEntry(key, move, history.DONE))
         self._mark_champion_since(model, version)
         return after
 
@@ -302,12 +372,42 @@ class Registry:
         stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         self._client.set_registered_model_tag(model, Tag.CHAMPION_SINCE, f"{version}@{stamp}")
 
-    def rollback(self, model: str, target_version: str | None, reason: str, actor: str) -> dict[str, str | None]:
+    def check_champion(self, model: str, expected: str | None) -> None:
+        """The promotion guard: raises PromotionConflictError unless `champion` points at `expected` (the
+        champion the evaluation compared against). `approve_promotion` asks it too before it asks a person."""
+        _refuse_moved(model, self._alias_version(model, CHAMPION_ALIAS), expected)
+
+    def _write_history(self, model: str, entry: history.HistoryEntry) -> None:
+        try:
+            self._client.set_registered_model_tag(model, Tag.history_entry(entry.key), history.encode(entry))
+        except Exception as error:  # MLflow raises several types when the store is unreachable
+            moved = "its alias moved, the entry is not confirmed" if entry.state == history.DONE else "no alias moved"
+            raise RegistryError(
+                f"model {model}: the champion history entry ({entry.move.kind} to version {entry.move.to_version})"
+                f" could not be written, so {moved}: {error}"
+            ) from error
+
+    def _recorded_move(self, model: str, key: str) -> history.ChampionMove | None:
+        tags = dict(self._client.get_registered_model(model).tags or {})
+        value = tags.get(Tag.history_entry(key))
+        try:
+            return None if value is None else history.decode(key, value).move
+        except ValueError:
+            return None
+
+    def rollback(
+        self, model: str, target_version: str | None, reason: str, actor: str, force: bool = False, *,
+        run_id: str | None = None,
+    ) -> dict[str, str | None]:  # fmt: skip
         """Point `champion` back at `previous` (or at target_version) and `previous` at the replaced champion.
 
-        Refuses a version that never passed evaluation: rollback restores a vetted model, nothing else.
-        Returns {"from", "to", "champion", "previous"}.
+        Refuses a version that does not exist, one a reviewer declined or has not approved yet, and, unless
+        `force`, one that did not pass the policy in a real, unforced evaluation (rollback_problem): a dry run
+        or a forced promotion marks a version `passed_evaluation` without the policy's comparison. The move is
+        written to the champion history first (no entry, no move). Returns {"from", "to", "champion", "previous"}.
         """
+        from mlflow.exceptions import MlflowException
+
         current = self._alias_version(model, CHAMPION_ALIAS)
         target = str(target_version) if target_version else self._alias_version(model, PREVIOUS_ALIAS)
         if target is None:
@@ -316,21 +416,40 @@ class Registry:
             )
         if target == current:
             raise RollbackRefusedError(f"model {model}: version {target} is already '{CHAMPION_ALIAS}'")
-        found = self.version(model, target)
-        if found.tags.get(Tag.PASSED_EVALUATION) != "true":
+        try:
+            found = self.version(model, target)
+        except MlflowException as error:
+            if _is_missing(error):
+                raise RollbackRefusedError(f"model {model} has no version {target}: nothing to roll back to") from None
+            raise
+        problem = rollback_problem(found.tags)
+        if problem and not force:
             raise RollbackRefusedError(
-                f"model {model} version {target} never passed evaluation (tag {Tag.PASSED_EVALUATION} is not"
-                " 'true'); rollback only restores versions that were promoted by policy"
+                f"model {model} version {target} {problem}; rollback restores versions the policy passed"
+                " (trigger with force=true to roll back to it anyway: recorded on the version)"
+            )
+        if found.tags.get(Tag.DECISION) in NOT_RESTORABLE:
+            raise RollbackRefusedError(
+                f"model {model} version {target} is {found.tags[Tag.DECISION]} ({Tag.DECISION}): a person has not"
+                " approved it, so rollback does not make it champion"
             )
         if found.status != "READY":
             raise RollbackRefusedError(f"model {model} version {target} has status {found.status}")
+        key = history.entry_key(model, "rollback", current, target, run_id)
+        move = history.new_move("rollback", current, target, reason, actor, run_id)
+        self._write_history(model, history.HistoryEntry(key, move, history.PENDING))
+        self.check_champion(model, current)  # the same guard as a promotion, against the champion read above
         self._client.set_registered_model_alias(model, CHAMPION_ALIAS, target)
         if current is not None:
             self._client.set_registered_model_alias(model, PREVIOUS_ALIAS, current)
-        stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        self._write_history(model, history.HistoryEntry(key, move, history.DONE))
+        stamp = move.at.isoformat(timespec="seconds")
         self.set_tags(
-            model, target, {Tag.ROLLED_BACK_TO_AT: stamp, Tag.ROLLBACK_REASON: reason, Tag.ROLLBACK_BY: actor}
-        )
+            model,
+            target,
+            {Tag.ROLLED_BACK_TO_AT: stamp, Tag.ROLLBACK_REASON: reason, Tag.ROLLBACK_BY: actor,
+             Tag.ROLLBACK_FORCED: str(bool(problem and force)).lower()},
+        )  # fmt: skip
         if current is not None:
             self.set_tags(model, current, {Tag.ROLLED_BACK_FROM_AT: stamp})
         self._mark_champion_since(model, target)
@@ -354,7 +473,7 @@ class Registry:
             except Exception as error:  # noqa: BLE001 - MLflow raises several types for a missing artifact
                 raise RegistryError(
                     f"{version.model} version {version.version} (run {version.run_id}) has no drift reference"
-                    f" artifact {REFERENCE_ARTIFACT}: {error}"
+                    f" artifact {REFERENCE_ARTIFACT}: {redact(str(error))}"  # MLflow errors quote the tracking URI
                 ) from None
             return pd.read_parquet(path)
 
@@ -363,6 +482,23 @@ class Registry:
         for path in files:
             if Path(path).exists():
                 self._client.log_artifact(run_id, str(path), artifact_path=artifact_path)
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        """Writes `text` as the run's artifact `artifact_file` (replacing an earlier one)."""
+        self._client.log_text(run_id, text, artifact_file)
+
+    def read_json(self, run_id: str, artifact_file: str) -> Any:
+        """The JSON document the run's artifact `artifact_file` holds."""
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                local = self._client.download_artifacts(run_id, artifact_file, tmp)
+            except Exception as error:  # noqa: BLE001 - MLflow raises several types for a missing artifact
+                raise RegistryError(f"run {run_id} has no readable artifact {artifact_file}: {error}") from None
+            return json.loads(Path(local).read_text(encoding="utf-8"))
+
+    def set_description(self, model: str, version: str, text: str) -> None:
+        """The version's description in the registry (cut to MLflow's limit)."""
+        self._client.update_model_version(model, str(version), description=text[:DESCRIPTION_LIMIT])
 
     def load_model(self, model: str, version: str) -> Any:
         """The scikit-learn model of a version, deserialized with the permission scoped to this load."""
@@ -378,3 +514,20 @@ class Registry:
             )
             with _model_loading_allowed():
                 return mlflow.sklearn.load_model(local)
+
+
+# Decisions of a version the policy passed in a real run (not a dry run): what rollback restores unforced.
+VETTED_DECISIONS = frozenset({Decision.APPROVED, Decision.PROMOTED, Decision.CHAMPION})
+
+
+def rollback_problem(tags: Mapping[str, str]) -> str | None:
+    """Why a version with these tags is not one rollback restores without `force`, or None when it is: it
+    must have passed the policy (`passed_evaluation`), not by force_promote, in a real run (not a dry run)."""
+    decision = tags.get(Tag.DECISION)
+    if tags.get(Tag.PASSED_EVALUATION) != "true":
+        return f"never passed evaluation (tag {Tag.PASSED_EVALUATION} is not 'true')"
+    if tags.get(Tag.FORCED) == "true":
+        return f"passed only because force_promote overrode the comparison (tag {Tag.FORCED})"
+    if decision not in VETTED_DECISIONS:
+        return f"was not passed by a real run (tag {Tag.DECISION} is {decision!r})"
+    return None

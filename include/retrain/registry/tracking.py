@@ -24,6 +24,28 @@ def model_requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in MODEL_DISTRIBUTIONS]
 
 
+def dataset_schema(frame: pd.DataFrame):
+    """The MLflow schema of a frame, equal to the one `mlflow.data.from_pandas` infers, from its dtypes and one
+    vectorised null check per column. MLflow visits every value in Python: 17 s CPU for 875k x 20 rows.
+
+    Object columns, whose type only their values tell, still go through MLflow's own per-value inference.
+    """
+    from mlflow.types import ColSpec, DataType, Schema
+    from mlflow.types.utils import _infer_pandas_column, _infer_required
+
+    columns = []
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype == object:
+            kind, required = _infer_pandas_column(column), _infer_required(column)
+        else:
+            text = pd.api.types.is_string_dtype(column.dtype) and not isinstance(column.dtype, pd.CategoricalDtype)
+            kind = DataType.string if text else _infer_pandas_column(column)  # from the dtype alone
+            required = not bool(column.isna().any())
+        columns.append(ColSpec(type=kind, name=name, required=required))
+    return Schema(columns)
+
+
 class RunLogger:
     """What the training job records on its MLflow run."""
 
@@ -50,7 +72,10 @@ class RunLogger:
         """Dataset lineage: which rows (by content digest) the run used, and for what."""
         import mlflow
 
-        mlflow.log_input(mlflow.data.from_pandas(frame, name=name, digest=digest), context=context)
+        dataset = mlflow.data.from_pandas(frame, name=name, digest=digest)
+        # `schema` is a cached property that MLflow would compute by visiting every value in Python.
+        vars(dataset)["schema"] = dataset_schema(frame)
+        mlflow.log_input(dataset, context=context)
 
     def artifact(self, local_path: str, artifact_path: str | None = None) -> None:
         import mlflow

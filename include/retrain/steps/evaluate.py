@@ -11,14 +11,17 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from retrain.contracts import EvaluationResult, TrainingResult
+from retrain import model_card
+from retrain.contracts import DriftResult, EvaluationResult, TrainingResult, ValidationResult
 from retrain.errors import TrainingError
 from retrain.evaluation import compare, positive_label_tag
 from retrain.features import feature_matrix, read_partition
+from retrain.options import Trigger
 from retrain.pipeline import StepContext
 from retrain.policy import Decision as PolicyDecision
 from retrain.policy import decide
 from retrain.report import metric_history, render_run_report, write_atomic
+from retrain.settings import mlflow_ui_url
 from retrain.tags import Decision, Tag
 
 
@@ -40,12 +43,14 @@ def run(ctx: StepContext) -> EvaluationResult:
     decision = decide(comparison, spec.promotion, force_promote=run_.options.force_promote)
     promote = decision.promote and not already_champion
     reports = upstream_reports(ctx.inputs.values())
+    note = outcome_note(run_.trigger, promote=promote, already_champion=already_champion, champion=champion_version)
     summary = {
         "model": spec.name,
         "challenger_version": version,
         "champion_version": champion_version,
         "run_id": run_.run_id,
         "trigger": run_.trigger.describe(),
+        "note": note,
         "mlflow_run_id": trained.run_id,
         "already_champion": already_champion,
         "promote": promote,
@@ -68,12 +73,21 @@ def run(ctx: StepContext) -> EvaluationResult:
 
     tag = decision_tag(decision, already_champion=already_champion, dry_run=run_.options.dry_run)
     registry.set_tags(spec.name, version, audit_tags(ctx, summary, decision, tag, reports))
-    registry.log_artifacts(trained.run_id, reports.values(), artifact_path="reports")
+    registry.log_artifacts(trained.run_id, reports.values(), artifact_path=model_card.REPORTS_FOLDER)
+    card = model_card.build(
+        spec, run_, version=version, tracked=registry.run(trained.run_id), partition=manifest,
+        validation=ctx.input(ValidationResult), drift=ctx.input(DriftResult), comparison=summary["comparison"],
+        champion_version=champion_version, policy=summary["decision"], status=tag, reports=reports,
+        ui_base=mlflow_ui_url(registry.tracking_uri),
+    )  # fmt: skip
+    model_card.publish(registry, spec.name, card)
     verdict = "PROMOTE" if promote else ("ALREADY CHAMPION" if already_champion else "DECLINE")
     ctx.log.info(
         "%s %s version %s vs champion %s: %s. Run report: %s",
         verdict, spec.name, version, champion_version, "; ".join(decision.reasons), report_html,
     )  # fmt: skip
+    if note:
+        ctx.log.warning("%s", note)
     return EvaluationResult(
         model=spec.name,
         version=version,
@@ -88,6 +102,19 @@ def run(ctx: StepContext) -> EvaluationResult:
         metric=spec.evaluation.metric,
         reports=reports,
     )
+
+
+def outcome_note(trigger: Trigger, *, promote: bool, already_champion: bool, champion: str | None) -> str:
+    """What a run started by the monitor or by new data achieved, in words ('' for other runs, and when promoted)."""
+    if promote or already_champion or trigger.kind not in ("monitoring", "data"):
+        return ""
+    why = "the monitor asked for it" if trigger.kind == "monitoring" else "new data arrived"
+    verdict = (
+        f"does not beat champion v{champion} on the new holdout, so the champion stays"
+        if champion
+        else "does not pass the policy's floor and baseline"
+    )
+    return f"Retraining did not help: {why} ({trigger.reason or 'no reason given'}), but the new version {verdict}."
 
 
 def trained_from_registry(ctx: StepContext) -> TrainingResult:

@@ -1,0 +1,116 @@
+"""What each retraining task read and wrote, as datasets: the data source, the feature partition, the model version.
+
+Plain values (no OpenLineage import): the Airflow side (plugins/retrain_operators/lineage.py) turns them into
+the OpenLineage provider's datasets and facets. Dataset names follow OpenLineage's naming: a local file is
+namespace `file` and its absolute path; `scheme://authority/path` is namespace `scheme://authority` and
+the path; a database table is namespace `<type>://<host>:<port>/<db>` and the table (a query: its digest);
+a model version is namespace the MLflow tracking URI and name `<model>/<version>`. Credentials, URL
+queries and fragments never reach a name (retrain.settings.redact_uri).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from retrain.contracts import EvaluationResult, FeaturesResult, StepOutput, TrainingResult
+from retrain.pipeline import Step
+from retrain.settings import features_dir, redact_uri, resolve_data_uri
+from retrain.spec import ModelSpec
+from retrain.window import Window
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """One dataset: OpenLineage namespace and name; `model_version` when it is a registered model version;
+    `fields` ({column: type}) when its schema is known."""
+
+    namespace: str
+    name: str
+    model_version: Mapping[str, Any] | None = None
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StepLineage:
+    """A task's inputs and outputs, and the model version and input hash it worked on (its run facet)."""
+
+    inputs: tuple[DatasetRef, ...]
+    outputs: tuple[DatasetRef, ...]
+    model: str
+    model_version: str | None = None
+    input_hash: str | None = None
+
+
+def location(uri: str) -> tuple[str, str]:
+    """(namespace, name) of a file or URI, without credentials."""
+    uri = redact_uri(uri)
+    parts = urlsplit(uri)
+    if parts.scheme and parts.netloc:
+        return f"{parts.scheme}://{parts.netloc}", parts.path.lstrip("/") or "/"
+    if parts.scheme == "file":
+        return "file", parts.path
+    return "file", uri
+
+
+def source_dataset(spec: ModelSpec, database: str | None = None) -> DatasetRef:
+    """The spec's data source as a dataset: its files, or its table (or query, by digest) in the database
+    `database` (`<type>://<host>:<port>/<db>` from the Airflow connection; the connection id when unknown)."""
+    data = spec.data
+    if data.uri is not None:
+        return DatasetRef(*location(resolve_data_uri(data.uri)))
+    namespace = redact_uri(database) if database else f"airflow-connection://{data.conn_id}"
+    if data.table is not None:
+        return DatasetRef(namespace, data.table)
+    return DatasetRef(namespace, "query/" + hashlib.sha256((data.query or "").encode()).hexdigest()[:16])
+
+
+def step_lineage(
+    spec: ModelSpec,
+    step: Step,
+    window: Window,
+    outputs: Mapping[type[StepOutput], StepOutput | None],
+    tracking_uri: str | None,
+    database: str | None = None,
+) -> StepLineage:
+    """The lineage of one step from the outputs it read and produced (`outputs` maps an output type to the
+    value: the step's own result and its upstream inputs); `database` locates a SQL source (source_dataset)."""
+    partition = DatasetRef(*location(str(features_dir(spec.name, window))), fields=_schema(spec))
+    trained = outputs.get(TrainingResult)
+    evaluated = outputs.get(EvaluationResult)
+    features = outputs.get(FeaturesResult)
+    version = getattr(trained, "model_version", None) or getattr(evaluated, "version", None)
+    input_hash = getattr(trained, "input_hash", None) or getattr(features, "input_hash", None)
+    model_version = None
+    if version:
+        model_version = DatasetRef(
+            namespace=redact_uri(tracking_uri or "mlflow"),
+            name=f"{spec.name}/{version}",
+            model_version={
+                "model": spec.name,
+                "version": str(version),
+                "input_hash": input_hash,
+                "mlflow_run_id": getattr(trained, "run_id", None) or getattr(evaluated, "mlflow_run_id", None),
+            },
+        )
+    inputs: list[DatasetRef] = []
+    produced: list[DatasetRef] = []
+    if step.reads_data:
+        inputs.append(source_dataset(spec, database))
+    if step.kind == "train" or FeaturesResult in step.needs:
+        inputs.append(partition)
+    if step.output is FeaturesResult:
+        produced.append(partition)
+    if model_version is not None:
+        (produced if step.output is TrainingResult else inputs).append(model_version)
+    return StepLineage(tuple(inputs), tuple(produced), spec.name, version and str(version), input_hash)
+
+
+def _schema(spec: ModelSpec) -> dict[str, str]:
+    columns = {name: "double" for name in spec.features.numeric}
+    columns.update({name: "string" for name in spec.features.categorical})
+    columns[spec.target] = "double" if spec.task == "regression" else "label"
+    return columns
