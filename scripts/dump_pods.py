@@ -44,6 +44,8 @@ def main(out: Path) -> int:
             print(f"dump_pods: {dag_id} has no valid DAG with the kubernetes backend:\n{dag.get_task('spec_error').message}")
             failed += 1
             continue
+        if "train" not in dag.task_dict:  # score_<name> and monitor_<name> run no pod
+            continue
         task = dag.get_task("train")
         start = dt.datetime.combine(task.spec.schedule.start_date, dt.time(), tzinfo=dt.UTC)
         task.prepare({"params": {}, "run_id": f"scheduled__{start.isoformat()}", "data_interval_end": start,
