@@ -177,7 +177,7 @@ def stack():
     })  # fmt: skip
     # Nightly, for the backfill test; stays paused until that test unpauses it.
     write_spec(specs, BACKFILL_MODEL, **{"schedule.cron": "0 2 * * *", "schedule.start_date": "2025-04-01"})
-    # The loop (tests/e2e/test_loop.py): no cron anywhere, so every run comes from an asset event or a test. Small
+    # The loop (tests/e2e/test_loop_stack.py): no cron anywhere, so every run comes from an asset event or a test. Small
     # and quick: two weeks of data, no bootstrap; only the first model is promoted (later ones show "did not help");
     # labels are judged the day they land, one day at a time.
     write_spec(specs, LOOP_MODEL, loop=True, **{

@@ -1,6 +1,6 @@
 """The README's upstream DAG example: its outlet emits one event on `data_churn` with the window's end and a reason,
 and the event is queued for `retrain_churn`, whose spec listens to data events (what the scheduler turns into one
-asset-triggered run: tests/e2e/test_loop.py runs that part on the real scheduler)."""
+asset-triggered run: tests/e2e/test_loop_stack.py runs that part on the real scheduler)."""
 
 from __future__ import annotations
 

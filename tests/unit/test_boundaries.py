@@ -84,3 +84,10 @@ def test_loading_the_plugins_folder_logs_no_import_error_and_shadows_no_package(
 @pytest.mark.parametrize("module", ["kubernetes", "common", "base", "hooks"])
 def test_no_plugin_module_is_named_like_a_package_it_could_hide(module):
     assert not (REPO / "plugins" / f"{module}.py").exists()
+
+
+def test_test_modules_have_unique_basenames():
+    """The test folders are not packages: pytest imports each module by its basename, and a second module of
+    the same name in another layer stops the whole run at collection ("import file mismatch")."""
+    names = [path.name for path in (REPO / "tests").rglob("test_*.py")]
+    assert sorted(name for name in set(names) if names.count(name) > 1) == []
