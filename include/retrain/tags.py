@@ -71,6 +71,11 @@ class Tag(StrEnum):
         "retrain.champion_since",
         "on the registered model: VERSION@TIME, when the version behind 'champion' became champion (UTC)",
     )
+    LIVE_SERIES = (
+        "retrain.live_series",
+        "on the registered model: the latest monitoring run's live metric, JSON {metric, days: [[day, value], ...]}"
+        " (the last 30 days): the fleet page's trend, read with the one search of all models",
+    )
 
     ROLLBACK_FORCED = (
         "retrain.rollback_forced",

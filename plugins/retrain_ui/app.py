@@ -28,6 +28,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from retrain import fleet
 from retrain.fleet import AirflowFacts, ModelRow, SpecCatalog
 from retrain.registry import ArtifactNotFound, Registry, is_plain_file_name
+from retrain.registry.monitoring import parse_live_series
+from retrain.tags import Tag
 from retrain_ui import MOUNT, pages
 from retrain_ui.facts import read_airflow_facts
 
@@ -150,7 +152,8 @@ def create_app(
             if ROLLBACK_DAG_ID in visible and may_trigger(auth, user, ROLLBACK_DAG_ID, teams.get(ROLLBACK_DAG_ID))
             else None,
         )
-        rows = fleet.build_rows(shown, facts, summaries)
+        live = {name: parse_live_series(s.tags.get(Tag.LIVE_SERIES)) for name, s in (summaries or {}).items()}
+        rows = fleet.build_rows(shown, facts, summaries, live)
         return Fleet(rows, facts, registry_error, ctx)
 
     def listing(request: Request, user: Any, sort: str, order: str, tag: str | None) -> tuple[Fleet, list[ModelRow]]:

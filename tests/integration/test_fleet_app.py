@@ -192,6 +192,18 @@ def test_a_pending_approval_shows_with_a_link_to_its_required_action_and_goes_on
             session.get(TaskInstance, ti_id).state = state
 
 
+def test_a_monitoring_run_gives_the_row_its_trend_through_the_one_search(client, registry):
+    from retrain.registry.monitoring import DayPoint
+
+    days = [dt.date(2025, 6, 1) + dt.timedelta(days=n) for n in range(4)]
+    values = [0.81, 0.79, 0.74, 0.7]
+    points = [DayPoint("live_roc_auc", day, value) for day, value in zip(days, values, strict=True)]
+    registry.log_monitoring(MODEL, "trend", {Tag.LIVE_METRIC: "roc_auc"}, points)
+    assert rows(client)[MODEL]["live_metric"] == values
+    page = get(client, "/retrain/", cookie=True, headers={"accept": "text/html"}).text
+    assert "Trend" in page and "<svg" in page
+
+
 def test_promotion_records_on_the_registered_model_since_when_the_champion_holds_the_alias(night, registry):
     assert registry.summaries([MODEL])[MODEL].tags[Tag.CHAMPION_SINCE].startswith("1@")
 

@@ -233,3 +233,21 @@ def test_the_report_escapes_what_comes_from_the_data():
                        monitor_day=dt.date(2025, 6, 8))  # fmt: skip
     assert "<script>x" not in page and "&lt;script&gt;x" in page and "&lt;b&gt;f" in page
     assert page.count("<img") == 2  # the live metric's trend and PSI per feature
+
+
+def test_the_live_series_tag_keeps_the_last_days_of_the_live_metric_and_reads_back_only_what_it_wrote():
+    import datetime as dt
+    import json
+
+    from retrain.registry.monitoring import LIVE_SERIES_DAYS, DayPoint, live_series_tag, parse_live_series
+
+    start = dt.date(2025, 6, 1)
+    days = [start + dt.timedelta(days=n) for n in range(LIVE_SERIES_DAYS + 5)]
+    points = [DayPoint("live_roc_auc", day, 0.9 - n / 100) for n, day in enumerate(days)]
+    points += [DayPoint("psi_plan", start, 0.5), DayPoint("live_roc_auc", start, float("nan"))]
+    tag = live_series_tag("roc_auc", reversed(points))
+    assert len(tag) < 5000  # an MLflow tag value
+    assert json.loads(tag)["days"][0] == [days[5].isoformat(), 0.85]
+    assert parse_live_series(tag) == tuple(round(0.9 - n / 100, 6) for n in range(5, LIVE_SERIES_DAYS + 5))
+    for hostile in (None, "", "[]", '{"days": 3}', '{"days": [["d", "x"]]}', '{"days": [["d", 1e999]]}', "[" * 10000):
+        assert parse_live_series(hostile) == ()

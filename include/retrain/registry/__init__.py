@@ -276,10 +276,17 @@ class Registry:
         return latest_live_series(self._client, model)
 
     def log_monitoring(self, model: str, run_name: str, tags: Mapping[str, str], points: Iterable[DayPoint]) -> str:
-        """Logs one monitoring run (every day's figures, step = day) in experiment monitor/<model>; returns its id."""
-        from retrain.registry.monitoring import log_day_points
+        """Logs one monitoring run (every day's figures, step = day) in experiment monitor/<model>; returns its id.
+        The live metric's last days also go on the registered model (Tag.LIVE_SERIES), where the fleet page's
+        one search of all models finds them."""
+        from retrain.registry.monitoring import live_series_tag, log_day_points
 
-        return log_day_points(self._client, model, run_name, tags, points)
+        points = list(points)
+        run_id = log_day_points(self._client, model, run_name, tags, points)
+        metric = tags.get(Tag.LIVE_METRIC)
+        if metric:
+            self._client.set_registered_model_tag(model, Tag.LIVE_SERIES, live_series_tag(metric, points))
+        return run_id
 
     def run(self, run_id: str) -> TrackedRun:
         """The run's experiment, parameters and tags."""

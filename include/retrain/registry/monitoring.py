@@ -12,6 +12,8 @@ Keys: `live_<metric>`, `champion_<metric>` (the champion's evaluation score: the
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -110,6 +112,28 @@ def log_day_points(client: MlflowClient, model: str, run_name: str, tags: Mappin
         raise
     client.set_terminated(run.info.run_id)
     return run.info.run_id
+
+
+# Days of the live metric kept on the registered model for the fleet page's trend (a tag holds 5000 characters).
+LIVE_SERIES_DAYS = 30
+
+
+def live_series_tag(metric: str, points: Iterable[DayPoint]) -> str:
+    """The registered model's Tag.LIVE_SERIES value: the live metric's last LIVE_SERIES_DAYS days, as JSON."""
+    key = live_key(metric)
+    days = sorted((p.day, p.value) for p in points if p.key == key and math.isfinite(p.value))[-LIVE_SERIES_DAYS:]
+    return json.dumps({"metric": metric, "days": [[day.isoformat(), round(value, 6)] for day, value in days]})
+
+
+def parse_live_series(value: str | None) -> tuple[float, ...]:
+    """The values of a Tag.LIVE_SERIES tag, oldest day first; () when absent or not of that form (anyone with
+    write access to the registry can set a tag: it is read as data, bounded, never trusted)."""
+    try:
+        days = json.loads(value or "")["days"][-LIVE_SERIES_DAYS:]
+        values = tuple(float(v) for _, v in days)
+    except (ValueError, TypeError, KeyError, IndexError, RecursionError):
+        return ()
+    return values if all(math.isfinite(v) for v in values) else ()
 
 
 def latest_live_series(client: MlflowClient, model: str) -> LiveSeries | None:
