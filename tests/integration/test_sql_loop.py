@@ -207,3 +207,38 @@ def test_the_table_write_is_one_idempotent_transaction(warehouse, tables):
     with pytest.raises(DataError, match=r"exists without column\(s\) \['prediction', 'probability'"):
         write_day(engine, elsewhere, frame("1", [1]), day)
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("section", "where", "expected"),
+    [
+        ("scoring.input", {"table": "public.no_such_rows"},
+         "field 'scoring.input.table': table 'public.no_such_rows' does not exist"),
+        ("scoring.input", {"table": "rows_to_score; DROP TABLE labels; --"},
+         "field 'scoring.input.table': table 'rows_to_score; DROP TABLE labels; --' does not exist"),
+        ("scoring.input", {"query": "SELECT event_time, customer_id FROM public.rows_to_score"
+                                    " WHERE event_time >= :start AND event_time < :end"},
+         "field 'scoring.input.query' (query through connection warehouse): no column(s) ['tenure_months'"),
+        ("monitoring.labels", {"table": "public.labels_missing"},
+         "field 'monitoring.labels.table': table 'public.labels_missing' does not exist"),
+    ],
+    ids=["missing-table", "hostile-name", "missing-columns", "missing-labels-table"],
+)  # fmt: skip
+def test_a_wrong_table_or_query_is_named_on_its_field(spec_path, warehouse, tables, section, where, expected):
+    from retrain.scoring import read_day_rows
+    from retrain.steps.join_labels import read_labels
+
+    spec = load_spec(spec_path)
+    owner, field = section.split(".")
+    changed = getattr(spec, owner).model_copy(update={
+        field: getattr(getattr(spec, owner), field).model_copy(update={"table": None, "query": None, **where})
+    })  # fmt: skip
+    spec = spec.model_copy(update={owner: changed})
+    with pytest.raises(DataError) as failed:
+        if owner == "scoring":
+            read_day_rows(spec, DAY, engines=engines(warehouse))
+        else:
+            read_labels(spec, DAY, DAY, log=None, engines=engines(warehouse))
+    assert expected in str(failed.value) and not failed.value.transient
+    with tables.connect() as connection:  # the hostile name ran nothing
+        assert connection.execute(sa.text("SELECT count(*) FROM public.labels")).scalar() > 0
