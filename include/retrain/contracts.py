@@ -145,6 +145,8 @@ class PredictionResult(StepOutput):
     rows: int
     written: bool
     replaced_version: str | None = None  # the version whose predictions for the day were replaced, if any
+    table: str | None = None  # scoring.output: the table (and connection id) the day's predictions were written to
+    table_rows: int | None = None  # the day's rows in that table after the write
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,13 @@
 """Scoring with the champion: the rows of one day, read behind one function, and the day's predictions as a
 Parquet partition written atomically and idempotently.
 
-`read_day_rows` is the one place that reads rows to score. Today it reads the file or folder of
-`scoring.input` through the same reader as the training data (it hands `read_window` a view of the spec
-whose data is the scoring input); a database source plugs in there without the steps changing.
+`read_rows` is the one place that reads rows to score, `rows_source` the one that opens rows to score or
+labels: a view of the spec whose `data` is that section (`rows_view`) opened as a source like the training
+data's (retrain.sources): files, or a table or query through a connection, read in one bounded SELECT
+of the needed columns (retrain.sources.sql).
 
-A day's predictions live in `<artifacts>/<model>/predictions/date=<day>/predictions.parquet`: key
+A day's predictions live in `<artifacts>/<model>/predictions/date=<day>/predictions.parquet` (and, with
+`scoring.output`, in a table as well: retrain.sources.sql_output): key
 columns, `prediction`, `probability` (classifiers), `model_version`, `run_id`, with the version, the rows'
 content hash and the classes in the file's metadata. A rerun of a day with the same version on the same
 rows keeps the file as it is; another version (a new champion) or other rows replace it, by a rename, so a
@@ -18,7 +20,7 @@ import datetime as dt
 import json
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,10 +30,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from retrain.data import WindowData, read_window
+from retrain.data import WindowData
 from retrain.errors import DataError, RetrainError
 from retrain.features import content_hash, strings
 from retrain.settings import model_artifacts_dir, resolve_data_uri
+from retrain.sources import DataSource, open_source
 from retrain.spec import DataSpec, ModelSpec, RowsSpec
 from retrain.window import Window
 
@@ -63,11 +66,27 @@ def days_window(first: dt.date, last: dt.date) -> Window:
 
 def rows_view(spec: ModelSpec, rows: RowsSpec) -> ModelSpec:
     """The spec as the data reader sees it when it reads `rows` (rows to score, or labels) instead of the
-    training data: the same reader, its rules and its error messages."""
+    training data: the same reader, its rules and its error messages. Files stay files; a table or a query
+    through a connection becomes a SQL data section (the window's :start and :end bound the query)."""
     data = DataSpec(
-        uri=rows.uri, format=rows.format, timestamp_column=rows.timestamp_column, lookback_days=2, holdout_days=1
-    )
+        uri=rows.uri, conn_id=rows.conn_id, table=rows.table, query=rows.query, format=rows.format,
+        timestamp_column=rows.timestamp_column, lookback_days=2, holdout_days=1,
+    )  # fmt: skip
     return spec.model_copy(update={"data": data})
+
+
+def rows_source(
+    spec: ModelSpec, rows: RowsSpec, section: str, engines: Callable[[str], Any] | None = None
+) -> DataSource:
+    """The source of `rows` (the spec's `section`: scoring.input or monitoring.labels), errors named on it."""
+    return open_source(rows_view(spec, rows), engines, section)
+
+
+def rows_location(rows: RowsSpec) -> str:
+    """Where `rows` are, for messages: the resolved files, or the table or query and the connection's id."""
+    if rows.uri is not None:
+        return resolve_data_uri(rows.uri)
+    return f"{f'table {rows.table}' if rows.table else 'query'} through connection {rows.conn_id}"
 
 
 def scoring_spec(spec: ModelSpec):
@@ -77,27 +96,38 @@ def scoring_spec(spec: ModelSpec):
 
 
 def read_rows(
-    spec: ModelSpec, window: Window, columns: Sequence[str] | None = None, untimed: bool = False
+    spec: ModelSpec,
+    window: Window,
+    columns: Sequence[str] | None = None,
+    untimed: bool = False,
+    engines: Callable[[str], Any] | None = None,
 ) -> WindowData:
     """The rows to score with timestamps in `window`: the timestamp and `columns` (default: the key columns and
-    the features; a file with rows in the window that lacks one is an error naming the file and the column).
-    `untimed`: also the rows whose timestamp is null or does not parse, for validation to count (as training's).
+    the features; a file with rows in the window that lacks one, or a table or query without it, is an error
+    naming the file or the field and the column). `untimed`: also the rows whose timestamp is null or does
+    not parse, for validation to count (as training's). `engines`: connection id -> SQLAlchemy engine, for
+    rows in a database (one SELECT of those columns, the window's bounds bind parameters).
 
-    The one function that reads rows to score: files today; a table once sources other than files exist.
+    The one function that reads rows to score.
     """
     wanted = [*scoring_spec(spec).key_columns, *spec.features.columns] if columns is None else columns
-    return read_window(rows_view(spec, scoring_spec(spec).input), window, wanted, untimed=untimed)
+    source = rows_source(spec, scoring_spec(spec).input, "scoring.input", engines)
+    return source.read_window(window, wanted, untimed=untimed)
 
 
 def read_day_rows(
-    spec: ModelSpec, day: dt.date, columns: Sequence[str] | None = None, untimed: bool = False
+    spec: ModelSpec,
+    day: dt.date,
+    columns: Sequence[str] | None = None,
+    untimed: bool = False,
+    engines: Callable[[str], Any] | None = None,
 ) -> WindowData:
-    """The rows to score of one day (columns as `read_rows`). No row that day is an error naming the day and the source (the rows may
-    not have landed yet: a retry may find them)."""
-    data = read_rows(spec, day_window(day), columns, untimed)
+    """The rows to score of one day (columns and engines as `read_rows`). No row that day is an error naming the
+    day and the source (the rows may not have landed yet: a retry may find them)."""
+    data = read_rows(spec, day_window(day), columns, untimed, engines)
     if data.frame.empty:
         raise DataError(
-            f"{resolve_data_uri(scoring_spec(spec).input.uri)}: no rows to score for {day}"
+            f"{rows_location(scoring_spec(spec).input)}: no rows to score for {day}"
             " (rule: scoring.input has rows whose timestamp is on the day scored)",
             transient=True,
         )

@@ -370,11 +370,35 @@ class ScheduleSpec(_Frozen):
 
 
 class RowsSpec(_Frozen):
-    """Where rows are read from: a file or a folder of CSV/Parquet files, local or a URI."""
+    """Where rows are read from: a file or a folder of CSV/Parquet files (`uri`), or a table or a query in a
+    database (`conn_id` + `table` | `query`), with the same rules as `data` (retrain.spec.source_problems)."""
 
-    uri: str = Field(min_length=1, description="A file or folder of CSV/Parquet files; relative paths join RETRAIN_DATA_ROOT.")
+    uri: str | None = Field(
+        default=None, min_length=1, description="A file or folder of CSV/Parquet files; relative paths join RETRAIN_DATA_ROOT."
+    )
+    conn_id: str | None = Field(
+        default=None, pattern=CONN_ID_PATTERN, description="Airflow connection of the database holding the rows."
+    )
+    table: str | None = Field(
+        default=None, min_length=1, max_length=127, description="A table or view, 'table' or 'schema.table'."
+    )
+    query: str | None = Field(
+        default=None, min_length=1, max_length=100_000, description="A SELECT bounded by :start and :end."
+    )
     format: Literal["auto", "csv", "parquet"] = "auto"
     timestamp_column: ColumnName = Field(default="", description="Empty: data.timestamp_column.")
+
+
+class OutputSpec(_Frozen):
+    """A table the day's predictions are also written to (besides the Parquet partition), through a connection."""
+
+    conn_id: str = Field(pattern=CONN_ID_PATTERN, description="Airflow connection of the database to write to.")
+    table: str = Field(min_length=1, max_length=127, description="'table' or 'schema.table'; created when missing.")
+
+    @property
+    def location(self) -> str:
+        """The table and the connection's id (never its credentials), for messages and reports."""
+        return f"table {self.table} through connection {self.conn_id}"
 
 
 class ScoringSpec(_Frozen):
@@ -383,6 +407,7 @@ class ScoringSpec(_Frozen):
     input: RowsSpec
     key_columns: tuple[ColumnName, ...] = Field(min_length=1, description="Columns that identify a row of a day.")
     cron: Cron | None = Field(default="0 6 * * *", description="Besides every promotion; null: on promotions only.")
+    output: OutputSpec | None = Field(default=None, description="A table the day's predictions are also written to.")
 
 
 class LabelsSpec(RowsSpec):
@@ -470,7 +495,7 @@ class ModelSpec(_Frozen):
                 loc = ("evaluation", "metric") if index == 0 else ("evaluation", "secondary_metrics", str(index - 1))
                 problems.append((loc, problem))
         problems += self.model.problems(self.task)
-        problems += source_problems(self.data)
+        problems += source_problems(self.data, ("data",))
         problems += loop_problems(self)
         if problems:
             raise ValidationError.from_exception_data(
@@ -495,40 +520,52 @@ class ModelSpec(_Frozen):
 # SQLAlchemy's own pattern for a named bind parameter in text(): what it would try to bind.
 _BIND_PARAMETER = re.compile(r"(?<![:\w\x5c]):(\w+)(?!:)")
 QUERY_PARAMETERS = ("start", "end")
+# The columns scoring.output's table has besides the key columns (retrain.sources.sql_output writes them).
+OUTPUT_COLUMNS = ("prediction", "probability", "model_version", "run_id", "day")
 # A table part: what a quoted identifier may hold, less what no catalogue name here needs (quotes, dots,
 # control characters). Whether it exists is checked against the database's catalogue when a run reads it.
 _IDENTIFIER_PART = re.compile(r"[^\x00-\x1f\x7f\".]{1,63}")
 
 
-def source_problems(data: DataSpec) -> list[tuple[tuple[str, ...], str]]:
-    """Where the data is: `uri`, or `conn_id` with exactly one of `table` and `query`; each problem on its field."""
-    sql_fields = [name for name in ("conn_id", "table", "query") if getattr(data, name) is not None]
-    if data.uri is not None:
-        return [(("data", name), f"data.uri and data.{name} exclude each other: name files or a database")
-                for name in sql_fields]  # fmt: skip
+def table_problem(table: str) -> str | None:
+    """Why `table` is not 'table' or 'schema.table' (each part a name a quoted identifier may hold), or None."""
+    parts = table.split(".")
+    if len(parts) > 2 or not all(_IDENTIFIER_PART.fullmatch(part) for part in parts):
+        reason = "is not 'table' or 'schema.table' (each part 1-63 characters, no quote, dot or control character)"
+        return f"{table!r} {reason}"
+    return None
+
+
+def source_problems(section: DataSpec | RowsSpec, where: tuple[str, ...]) -> list[tuple[tuple[str, ...], str]]:
+    """Where a section's rows are (`data`, `scoring.input`, `monitoring.labels`, at `where`): `uri`, or `conn_id`
+    with exactly one of `table` and `query`; each problem on its field."""
+    name = ".".join(where)
+    sql_fields = [field for field in ("conn_id", "table", "query") if getattr(section, field) is not None]
+    if section.uri is not None:
+        return [((*where, field), f"{name}.uri and {name}.{field} exclude each other: name files or a database")
+                for field in sql_fields]  # fmt: skip
     if not sql_fields:
-        return [(("data", "uri"), "name the data: data.uri (files), or data.conn_id with data.table or data.query")]
-    if data.conn_id is None:
-        return [(("data", "conn_id"), f"data.{sql_fields[0]} needs data.conn_id, the Airflow connection to read it")]
-    if (data.table is None) == (data.query is None):
-        return [(("data", "table"), "with data.conn_id, give exactly one of data.table and data.query")]
-    if data.table is not None:
-        parts = data.table.split(".")
-        if len(parts) > 2 or not all(_IDENTIFIER_PART.fullmatch(part) for part in parts):
-            reason = "is not 'table' or 'schema.table' (each part 1-63 characters, no quote, dot or control character)"
-            return [(("data", "table"), f"{data.table!r} {reason}")]
-        return []
-    found = set(_BIND_PARAMETER.findall(data.query or ""))
-    missing = [f":{name}" for name in QUERY_PARAMETERS if name not in found]
-    unknown = sorted(f":{name}" for name in found - set(QUERY_PARAMETERS))
+        return [((*where, "uri"), f"name the data: {name}.uri (files), or {name}.conn_id with {name}.table or {name}.query")]
+    if section.conn_id is None:
+        return [((*where, "conn_id"), f"{name}.{sql_fields[0]} needs {name}.conn_id, the Airflow connection to read it")]
+    if (section.table is None) == (section.query is None):
+        return [((*where, "table"), f"with {name}.conn_id, give exactly one of {name}.table and {name}.query")]
+    if section.table is not None:
+        problem = table_problem(section.table)
+        return [] if problem is None else [((*where, "table"), problem)]
+    found = set(_BIND_PARAMETER.findall(section.query or ""))
+    missing = [f":{parameter}" for parameter in QUERY_PARAMETERS if parameter not in found]
+    unknown = sorted(f":{parameter}" for parameter in found - set(QUERY_PARAMETERS))
     if missing or unknown:
         reason = "the query must bind the window as :start (inclusive) and :end (exclusive)"
         if missing:
             reason += f"; missing {', '.join(missing)}"
         if unknown:
             reason += f"; unknown placeholder(s) {', '.join(unknown)} (write \\: for a literal colon)"
-        return [(("data", "query"), reason)]
+        return [((*where, "query"), reason)]
     return []
+
+
 def _section(document: dict, key: str) -> dict | None:
     value = document.get(key)
     return dict(value) if isinstance(value, dict) else None
@@ -570,13 +607,25 @@ def loop_problems(spec: ModelSpec) -> list[tuple[tuple[str, ...], str]]:
         problems.append((("schedule", "events"), f"listed twice: {list(spec.schedule.events)}"))
     scoring, monitoring = spec.scoring, spec.monitoring
     if scoring is not None:
+        problems += source_problems(scoring.input, ("scoring", "input"))
         keys = scoring.key_columns
         if len(set(keys)) != len(keys):
             problems.append((("scoring", "key_columns"), f"columns listed twice: {list(keys)}"))
         if spec.target in keys:
             problems.append((("scoring", "key_columns"), f"the target {spec.target!r} cannot be a key: rows to score have none"))
+        if scoring.output is not None:
+            problem = table_problem(scoring.output.table)
+            if problem:
+                problems.append((("scoring", "output", "table"), problem))
+            taken = sorted(set(keys) & set(OUTPUT_COLUMNS))
+            if taken:
+                problems.append((
+                    ("scoring", "key_columns"),
+                    f"{taken} cannot be keys when scoring.output is set: the output table has columns {list(OUTPUT_COLUMNS)}",
+                ))  # fmt: skip
     if monitoring is None:
         return problems
+    problems += source_problems(monitoring.labels, ("monitoring", "labels"))
     if scoring is None:
         problems.append((("monitoring",), "monitoring joins labels to stored predictions: add a scoring section"))
     elif len(monitoring.labels.key_columns) != len(scoring.key_columns):

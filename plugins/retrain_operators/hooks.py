@@ -87,21 +87,22 @@ def sql_engine(conn_id: str) -> Any:
     (PostgresHook for `postgres`; any provider hook with a SQLAlchemy dialect the same way).
 
     The credentials stay in the connection and the engine: they reach no spec, log line, tag or report.
-    An unknown id or a connection type without a SQL hook is a clear, non-retryable error naming the field.
+    An unknown id or a connection type without a SQL hook is a clear, non-retryable error naming the id (a
+    spec's `data.conn_id`, `scoring.input.conn_id`, `scoring.output.conn_id` or `monitoring.labels.conn_id`).
     """
     from retrain.errors import SpecError
 
     try:
         connection = BaseHook.get_connection(conn_id)
     except Exception as error:  # noqa: BLE001 - the SDK raises its own "not found" types
-        raise SpecError(f"field 'data.conn_id': no Airflow connection {conn_id!r} ({type(error).__name__})") from None
+        raise SpecError(f"conn_id {conn_id!r} in the spec: no Airflow connection {conn_id!r} ({type(error).__name__})") from None
     for secret in (connection.password, connection.extra):
         if secret:
             _mask(secret)
     hook = connection.get_hook()
     if not hasattr(hook, "get_sqlalchemy_engine"):
         raise SpecError(
-            f"field 'data.conn_id': connection {conn_id!r} is of type {connection.conn_type!r}, whose hook"
+            f"conn_id {conn_id!r} in the spec: connection {conn_id!r} is of type {connection.conn_type!r}, whose hook"
             f" ({type(hook).__name__}) gives no SQLAlchemy engine; use a database connection (e.g. postgres)"
         )
     return hook.get_sqlalchemy_engine()

@@ -63,7 +63,7 @@ def change(dotted: str, value) -> dict:
         ("monitoring.policy", {"breaches": 1, "days": 1}, "monitoring.policy", "give min_score"),
         ("monitoring.policy", {"max_drop": -1}, "monitoring.policy.max_drop", "greater than or equal to 0"),
         ("monitoring.labels", {"uri": "x", "key_columns": ["a", "b"]}, "monitoring.labels.key_columns", "one label column per scoring key"),
-        ("monitoring.labels", {"delay_days": 1}, "monitoring.labels.uri", "Field required"),
+        ("monitoring.labels", {"delay_days": 1}, "monitoring.labels.uri", "name the data: monitoring.labels.uri (files)"),
         ("scoring.key_columns", ["churned"], "scoring.key_columns", "cannot be a key"),
         ("scoring.key_columns", ["customer_id", "customer_id"], "scoring.key_columns", "listed twice"),
         ("scoring.key_columns", [], "scoring.key_columns", "at least 1 item"),

@@ -61,8 +61,9 @@ class DataSource(ABC):
         """What and where the data is, for reports and lineage: kind, location, and no credential."""
 
     @abstractmethod
-    def read_window(self, window: Window, columns: Sequence[str] | None = None) -> WindowData:
-        """The window's rows in memory (every column, or the timestamp and `columns`)."""
+    def read_window(self, window: Window, columns: Sequence[str] | None = None, untimed: bool = False) -> WindowData:
+        """The window's rows in memory (every column, or the timestamp and `columns`) in one bounded read.
+        `untimed`: also the rows whose timestamp is null (or, in files, does not parse), for validation to count."""
 
     @abstractmethod
     def stream_window(
@@ -83,8 +84,12 @@ class DataSource(ABC):
         """The window's training and holdout sets written as the feature partition at `path`."""
 
 
-def open_source(spec: ModelSpec, engines: Callable[[str], Any] | None = None) -> DataSource:
-    """The spec's source: files for `data.uri`, a database for `data.conn_id` (through `engines`)."""
+def open_source(spec: ModelSpec, engines: Callable[[str], Any] | None = None, section: str = "data") -> DataSource:
+    """The spec's source: files for `data.uri`, a database for `data.conn_id` (through `engines`).
+
+    `section`: the spec's section `data` stands for, named in errors: `data`, or `scoring.input` and
+    `monitoring.labels` when `spec` is a view whose data is rows to score or labels (retrain.scoring.rows_view).
+    """
     if spec.data.uri is not None:
         from retrain.sources.files import FileSource
 
@@ -95,7 +100,7 @@ def open_source(spec: ModelSpec, engines: Callable[[str], Any] | None = None) ->
         from retrain.errors import SpecError
 
         raise SpecError(
-            f"field 'data.conn_id': {spec.name} reads connection {spec.data.conn_id!r}, but this process was given"
-            " no way to open connections (run it through Airflow, or pass an engine factory)"
+            f"field '{section}.conn_id': {spec.name} reads connection {spec.data.conn_id!r}, but this process was"
+            " given no way to open connections (run it through Airflow, or pass an engine factory)"
         )
-    return SqlSource(spec, engines(spec.data.conn_id))
+    return SqlSource(spec, engines(spec.data.conn_id), section)

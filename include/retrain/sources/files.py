@@ -21,8 +21,8 @@ class FileSource(DataSource):
     def describe(self) -> dict[str, str]:
         return {"kind": "files", "location": self.spec.data.location}
 
-    def read_window(self, window: Window, columns: Sequence[str] | None = None) -> WindowData:
-        return read_window(self.spec, window, columns)
+    def read_window(self, window: Window, columns: Sequence[str] | None = None, untimed: bool = False) -> WindowData:
+        return read_window(self.spec, window, columns, untimed=untimed)
 
     def stream_window(
         self, window: Window, columns: Sequence[str], chunk_rows: int = CHUNK_ROWS

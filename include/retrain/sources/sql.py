@@ -69,10 +69,11 @@ def _first_line(error: BaseException) -> str:
 class SqlSource(DataSource):
     """A table or a query in a database the engine reaches."""
 
-    def __init__(self, spec: ModelSpec, engine: sa.Engine) -> None:
+    def __init__(self, spec: ModelSpec, engine: sa.Engine, section: str = "data") -> None:
         super().__init__(spec)
         self.engine = prepare_engine(engine)
-        self.field = "data.table" if spec.data.table is not None else "data.query"
+        self.section = section  # the spec section errors name: data, scoring.input or monitoring.labels
+        self.field = f"{section}.table" if spec.data.table is not None else f"{section}.query"
 
     # -- what the source is ------------------------------------------------------------------------------------
 
@@ -117,9 +118,9 @@ class SqlSource(DataSource):
         inspector = sa.inspect(self.engine)
         where = f"in the database of connection {self.spec.data.conn_id!r}"
         if schema is not None and schema not in inspector.get_schema_names():
-            raise DataError(f"field 'data.table': schema {schema!r} does not exist {where}")
+            raise DataError(f"field '{self.field}': schema {schema!r} does not exist {where}")
         if not inspector.has_table(table, schema=schema):
-            raise DataError(f"field 'data.table': table {self.spec.data.table!r} does not exist {where}")
+            raise DataError(f"field '{self.field}': table {self.spec.data.table!r} does not exist {where}")
 
     def _table_name(self) -> tuple[str | None, str]:
         schema, _, table = (self.spec.data.table or "").rpartition(".")
@@ -136,7 +137,7 @@ class SqlSource(DataSource):
         ts = self.columns[self.spec.data.timestamp_column]
         if ts.kind != TIME:
             raise DataError(
-                f"field 'data.timestamp_column': column {ts.name!r} of {self.spec.data.location} is {ts.type_name},"
+                f"field '{self.section}.timestamp_column': column {ts.name!r} of {self.spec.data.location} is {ts.type_name},"
                 " not a date or timestamp type (rule: the window is bounded on a timestamp column)"
             )
         return [self.columns[name] for name in names]
@@ -252,12 +253,18 @@ class SqlSource(DataSource):
             frame[ts] = stamps.astype("datetime64[us, UTC]")
         return frame
 
-    def read_window(self, window: Window, columns: Sequence[str] | None = None) -> WindowData:
+    def read_window(self, window: Window, columns: Sequence[str] | None = None, untimed: bool = False) -> WindowData:
+        """One SELECT of the named columns (default: all) bounded by the window's bind parameters; `untimed`
+        adds the rows whose timestamp is null, counted as validation counts a file's."""
         names = list(self.columns) if columns is None else self.input_columns(columns)
         with self.errors(), self.engine.connect() as connection:
-            result = connection.execute(self.window_select(window, names))
+            result = connection.execute(self.window_select(window, names, untimed=untimed))
             frame = self.frame(result.all(), list(result.keys()))
-        return WindowData(frame=frame, files=(self.spec.data.location,))
+        untimed_rows = int(frame[self.spec.data.timestamp_column].isna().sum()) if untimed else 0
+        return WindowData(
+            frame=frame, files=(self.spec.data.location,), untimed_rows=untimed_rows,
+            untimed_examples=(f"{self.spec.data.location}: null",) if untimed_rows else (),
+        )  # fmt: skip
 
     def stream_window(
         self, window: Window, columns: Sequence[str], chunk_rows: int = CHUNK_ROWS

@@ -23,7 +23,7 @@ def run(ctx: StepContext) -> InputDriftResult:
     if not days:
         return InputDriftResult()
     first, last = dt.date.fromisoformat(days[0]["day"]), dt.date.fromisoformat(days[-1]["day"])
-    rows = read_rows(spec, days_window(first, last), columns=list(spec.features.columns))
+    rows = read_rows(spec, days_window(first, last), columns=list(spec.features.columns), engines=ctx.engines)
     ts = rows.frame.columns[0]
     on_day = rows.frame[ts].dt.date
     references: dict[str, object] = {}

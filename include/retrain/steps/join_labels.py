@@ -9,13 +9,11 @@ import json
 import pandas as pd
 
 from retrain.contracts import LiveMetricsResult
-from retrain.data import read_window
 from retrain.errors import DataError, RetrainError, StepSkipped
 from retrain.monitoring import champion_score, day_figures, join_day, labels_frame, live_score
 from retrain.pipeline import StepContext
 from retrain.report import write_atomic
-from retrain.scoring import days_window, read_predictions, rows_view, scored_days, scoring_spec
-from retrain.settings import resolve_data_uri
+from retrain.scoring import days_window, read_predictions, rows_location, rows_source, scored_days, scoring_spec
 from retrain.spec import ModelSpec, MonitoringSpec
 from retrain.tags import Tag
 
@@ -26,20 +24,23 @@ def monitoring_spec(spec: ModelSpec) -> MonitoringSpec:
     return spec.monitoring
 
 
-def read_labels(spec: ModelSpec, first: dt.date, last: dt.date, log) -> pd.DataFrame:
+def read_labels(spec: ModelSpec, first: dt.date, last: dt.date, log, engines=None) -> pd.DataFrame:
     """The labels of the days [first, last] that have landed, as (keys..., label, _day). No label file yet is no
-    label (the feed is late by design); an unreadable or malformed one is an error naming it."""
+    label (the feed is late by design); an unreadable or malformed one is an error naming it. From a table or a
+    query: one SELECT of the key and label columns over the days (no row yet is no label); a database that
+    does not answer fails the step (transient: retried), it is not taken for labels that have not landed."""
     monitoring, keys = monitoring_spec(spec), scoring_spec(spec).key_columns
     labels = monitoring.labels
     columns = [*labels.key_columns, labels.label_column]
+    reader = rows_source(spec, labels, "monitoring.labels", engines)
     try:
-        data = read_window(rows_view(spec, labels), days_window(first, last), columns=columns)
+        data = reader.read_window(days_window(first, last), columns)
     except DataError as error:
-        if not error.transient:
+        if not error.transient or labels.uri is None:
             raise
         log.warning("no labels yet: %s", error)
         return pd.DataFrame(columns=[*keys, "label", "_day"])
-    source = ", ".join(data.files) or resolve_data_uri(labels.uri)
+    source = ", ".join(data.files) or rows_location(labels)
     frame = labels_frame(data.frame, keys, labels.key_columns, labels.label_column, spec.task, source)
     frame["_day"] = data.frame.loc[frame.index, labels.timestamp_column].dt.date
     return frame
@@ -66,7 +67,7 @@ def run(ctx: StepContext) -> LiveMetricsResult:
         if champion is None
         else champion_score(champion.tags.get(Tag.EVALUATION), monitoring.metric, spec.evaluation.metric)
     )
-    labels = read_labels(spec, days[0], days[-1], ctx.log)
+    labels = read_labels(spec, days[0], days[-1], ctx.log, ctx.engines)
     due_until = day - dt.timedelta(days=monitoring.labels.delay_days)
     figures = []
     for scored in days:

@@ -1,5 +1,10 @@
 """validate_rows: the day's rows to score through the feature part of the model's suite (no target) and the
-key rules; a failure stops the run with a report before anything is written."""
+key rules; a failure stops the run with a report before anything is written.
+
+The suite runs on the worker, on the rows read, also when they come from a table or a query: the read is
+one bounded SELECT of the day's needed columns (rows of one day are small, unlike a training window, which
+validate_data validates inside the database).
+"""
 
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ def run(ctx: StepContext) -> ValidationResult:
     spec, day = ctx.spec, ctx.run.day
     scoring = scoring_spec(spec)
     window = day_window(day)
-    data = read_day_rows(spec, day, untimed=True)  # rows without a valid timestamp: counted by the suite
+    data = read_day_rows(spec, day, untimed=True, engines=ctx.engines)  # rows without a valid timestamp: counted
     view = rows_view(spec, scoring.input)
     outcome = validate_frame(
         data.frame, view, window, data.untimed_examples, definitions=feature_suite(view, window, scoring.key_columns)
