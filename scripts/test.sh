@@ -14,10 +14,10 @@ scan_started=$SECONDS
 bash scripts/scan_infra.sh
 echo "   scan took $((SECONDS - scan_started)) s"
 
-echo "== pytest"
+echo "== pytest (two processes: the e2e layer on its stack in one, the rest in the other; tests/conftest.py)"
 mkdir -p test-artifacts
 set +e
-.venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadgroup --durations=15 "$@"
 status=$?
 set -e
 if [[ $status == 5 ]]; then

@@ -20,7 +20,7 @@ from retrain.features import build_partition
 from retrain.invocation import training_invocation
 from retrain.registry import Registry
 from retrain.spec import load_spec
-from retrain.tags import Tag
+from retrain.tags import Decision, Tag
 from retrain.window import Window
 from tests.support import TASKS, MlflowServer, bare_run, run_dag, tracking, write_spec
 
@@ -145,7 +145,8 @@ def test_a_champion_history_entry_that_cannot_be_written_moves_no_alias_and_a_re
     for _ in range(2):  # two READY versions, no training needed for the registry's own rules
         client.create_model_version(name, source="s3://example-bucket/models/history_fault")
     registry = Registry(client=client)
-    registry.set_tags(name, "1", {Tag.PASSED_EVALUATION: "true"})
+    # Version 1 passed the policy in a real run, as promote's evaluation would tag it: one rollback restores.
+    registry.set_tags(name, "1", {Tag.PASSED_EVALUATION: "true", Tag.DECISION: Decision.PROMOTED})
     registry.promote(name, "1", expected_champion=None, run_id="manual__1")
 
     class RegistryStopsBeforeTheHistoryWrite(MlflowClient):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import runpy
+import shutil
 
 import pytest
 
@@ -14,13 +15,22 @@ from tests.support import REPO
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("airflow_db")]
 
 
-def test_the_upstream_dag_example_emits_one_data_event_queued_for_the_retraining(monkeypatch):
+def test_the_upstream_dag_example_emits_one_data_event_queued_for_the_retraining(monkeypatch, tmp_path):
     from airflow.models.asset import AssetDagRunQueue, AssetEvent, AssetModel
     from airflow.models.dag import DagModel
     from airflow.utils.session import create_session
 
     monkeypatch.setenv("RETRAIN_SPECS_DIR", str(REPO / "include" / "models"))
-    dag = runpy.run_path(str(REPO / "docs" / "examples" / "ingest_churn.py"))["ingest_churn"]()
+    # As the README says: the example copied into a DAGs folder beside this package's DAG file (dag.test()
+    # creates runs only of DAGs it finds in the configured DAG folders).
+    example = tmp_path / "dags" / "ingest_churn.py"
+    example.parent.mkdir()
+    shutil.copy(REPO / "docs" / "examples" / "ingest_churn.py", example)
+    shutil.copy(REPO / "dags" / "retrain_models.py", example.parent / "retrain_models.py")
+    from airflow import settings
+
+    monkeypatch.setattr(settings, "DAGS_FOLDER", str(example.parent))  # the default bundle's path
+    dag = runpy.run_path(str(example))["ingest_churn"]()
     dag.test(logical_date=dt.datetime(2025, 6, 30, tzinfo=dt.UTC))  # writes every DAG of the DAGs folder to the DB
     with create_session() as session:
         session.query(DagModel).filter(DagModel.dag_id == "retrain_churn").update({"is_paused": False})

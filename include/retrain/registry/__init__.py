@@ -429,16 +429,16 @@ class Registry:
             if _is_missing(error):
                 raise RollbackRefusedError(f"model {model} has no version {target}: nothing to roll back to") from None
             raise
+        if found.tags.get(Tag.DECISION) in NOT_RESTORABLE:
+            raise RollbackRefusedError(
+                f"model {model} version {target} is {found.tags[Tag.DECISION]} ({Tag.DECISION}): a person has not"
+                " approved it, so rollback does not make it champion, even with force"
+            )
         problem = rollback_problem(found.tags)
         if problem and not force:
             raise RollbackRefusedError(
                 f"model {model} version {target} {problem}; rollback restores versions the policy passed"
                 " (trigger with force=true to roll back to it anyway: recorded on the version)"
-            )
-        if found.tags.get(Tag.DECISION) in NOT_RESTORABLE:
-            raise RollbackRefusedError(
-                f"model {model} version {target} is {found.tags[Tag.DECISION]} ({Tag.DECISION}): a person has not"
-                " approved it, so rollback does not make it champion"
             )
         if found.status != "READY":
             raise RollbackRefusedError(f"model {model} version {target} has status {found.status}")
