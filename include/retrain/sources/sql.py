@@ -66,6 +66,20 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+@contextlib.contextmanager
+def database_errors(where: str, field: str) -> Iterator[None]:
+    """Database errors as DataErrors naming `where` (a table or query, never a credential): transient when the
+    database is unreachable (a retry may help), a verdict naming the spec `field` when it refused the statement."""
+    try:
+        yield
+    except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionError) as error:
+        raise DataError(
+            f"{where}: the database is unreachable or dropped the connection: {_first_line(error)}", transient=True
+        ) from None
+    except sa.exc.DBAPIError as error:
+        raise DataError(f"field '{field}' ({where}): the database refused it: {_first_line(error)}") from None
+
+
 class SqlSource(DataSource):
     """A table or a query in a database the engine reaches."""
 
@@ -90,16 +104,8 @@ class SqlSource(DataSource):
     def errors(self) -> Iterator[None]:
         """Database errors as DataErrors naming the source: transient when the database is unreachable
         (a retry may help), a verdict when it refused the statement (a name or the query is wrong)."""
-        where = self.spec.data.location
-        try:
+        with database_errors(self.spec.data.location, self.field):
             yield
-        except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionError) as error:
-            raise DataError(
-                f"{where}: the database is unreachable or dropped the connection: {_first_line(error)}",
-                transient=True,
-            ) from None
-        except sa.exc.DBAPIError as error:
-            raise DataError(f"field '{self.field}' ({where}): the database refused it: {_first_line(error)}") from None
 
     @cached_property
     def columns(self) -> dict[str, Column]:

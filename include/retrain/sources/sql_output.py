@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import quoted_name
 
 from retrain.errors import DataError
+from retrain.sources.sql import database_errors
 from retrain.spec import OutputSpec
 
 DAY = "day"
@@ -80,7 +81,7 @@ def write_day(engine: sa.Engine, output: OutputSpec, frame: pd.DataFrame, day: d
     """
     table = _table(output, frame)
     needed = [column.name for column in table.columns]
-    try:
+    with database_errors(output.location, FIELD):
         with engine.begin() as connection:
             if engine.dialect.name == "postgresql":
                 connection.execute(sa.text("SET TRANSACTION READ WRITE"))
@@ -93,15 +94,6 @@ def write_day(engine: sa.Engine, output: OutputSpec, frame: pd.DataFrame, day: d
             replaced = connection.execute(sa.delete(table).where(table.c[DAY] == day)).rowcount
             if len(frame):
                 connection.execute(sa.insert(table), _records(frame, day))
-    except DataError:
-        raise
-    except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionError) as error:
-        raise DataError(
-            f"{output.location}: the database is unreachable or dropped the connection: {_first_line(error)}",
-            transient=True,
-        ) from None
-    except sa.exc.DBAPIError as error:
-        raise DataError(f"field '{FIELD}' ({output.location}): the database refused it: {_first_line(error)}") from None
     return TableWritten(output.location, len(frame), int(replaced or 0))
 
 
@@ -118,8 +110,3 @@ def _require_columns(connection: sa.Connection, table: sa.Table, needed: Sequenc
             f"field '{FIELD}': table {output.table!r} (connection {output.conn_id!r}) exists without column(s)"
             f" {missing} that predictions are written to; it has {sorted(existing)}"
         )
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(getattr(error, "orig", None) or error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
