@@ -39,14 +39,3 @@ def _no_parsing_context_left_behind():
     yield
     leaked = {name: os.environ[name] for name in _PARSING_CONTEXT if name in os.environ}
     assert not leaked, f"this test left Airflow's parsing context set: {leaked}"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """How the test command spreads the tests over its two processes (pytest-xdist, `--dist loadgroup`): a
-    module stays in one process (its module fixtures run once), and the whole e2e layer in one, where its one
-    stack serves every e2e test. The e2e layer goes first: it is the longest unit, mostly waiting on the
-    scheduler, while the other process runs the rest."""
-    for item in items:
-        group = "e2e-stack" if item.get_closest_marker("e2e") else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
-    items.sort(key=lambda item: not item.get_closest_marker("e2e"))
