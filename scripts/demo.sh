@@ -33,9 +33,10 @@ export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
 
 # The spec's relative data paths resolve under this root: the training data and the rows to score as they
 # are, and a landing folder the label feed fills day by day (scripts/demo.py copies each day's file in).
+# Copies, not symlinks: a data path never leaves RETRAIN_DATA_ROOT, through a symlink neither (3.4 MB).
 export RETRAIN_DATA_ROOT=$demo/data
 mkdir -p "$demo/data/include/data/demo_labels"
-ln -s "$root/include/data/demo" "$root/include/data/demo_scoring" "$demo/data/include/data/"
+cp -r "$root/include/data/demo" "$root/include/data/demo_scoring" "$demo/data/include/data/"
 
 port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export MLFLOW_TRACKING_URI=http://127.0.0.1:$port
@@ -55,7 +56,7 @@ for _ in $(seq 1 60); do curl -sf "$MLFLOW_TRACKING_URI/health" >/dev/null && br
 # Night 3's broken export: labels missing, a region nobody knows, next to the good files.
 bad=$demo/bad-data/include/data/demo
 mkdir -p "$bad"
-ln -s "$root"/include/data/demo/*.parquet "$bad/"
+cp "$root"/include/data/demo/*.parquet "$bad/"
 "$py" - "$bad/late_export_2025-05-02.csv" <<'PY'
 import sys
 import pandas as pd
