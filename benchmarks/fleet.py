@@ -128,6 +128,8 @@ def stack_env(work: Path, specs: Path, parallelism: str) -> dict[str, str]:
         **os.environ, "STACK_DIR": str(work / "stack"), "AIRFLOW_PORT": str(free_port()),
         "MLFLOW_PORT": str(free_port()), "RETRAIN_SPECS_DIR": str(specs),
         "RETRAIN_ARTIFACTS_ROOT": str(work / "artifacts"),
+        # The specs name their data by absolute path: the deployment allows that folder (README "Environment").
+        "RETRAIN_ALLOWED_DATA_URIS": str(work / "data"),
     }  # fmt: skip
     for inherited in ("AIRFLOW_HOME", "MLFLOW_TRACKING_URI", "AIRFLOW__CORE__PARALLELISM"):
         env.pop(inherited, None)
