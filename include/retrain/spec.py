@@ -60,12 +60,16 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
 
-class DataSpec(_Frozen):
+class _Location(_Frozen):
+    """Where rows are: files (`uri`), or a table or a query through an Airflow connection (`conn_id` +
+    `table` | `query`); which combinations are allowed is checked by source_problems."""
+
     uri: str | None = Field(
-        default=None, min_length=1, description="A file or folder of CSV/Parquet files; local path or URI."
-    )
+        default=None, min_length=1,
+        description="A file or folder of CSV/Parquet files; relative paths join RETRAIN_DATA_ROOT.",
+    )  # fmt: skip
     conn_id: str | None = Field(
-        default=None, pattern=CONN_ID_PATTERN, description="Airflow connection of the database holding the data."
+        default=None, pattern=CONN_ID_PATTERN, description="Airflow connection of the database holding the rows."
     )
     table: str | None = Field(
         default=None, min_length=1, max_length=127, description="A table or view, 'table' or 'schema.table'."
@@ -73,6 +77,9 @@ class DataSpec(_Frozen):
     query: str | None = Field(
         default=None, min_length=1, max_length=100_000, description="A SELECT bounded by :start and :end."
     )
+
+
+class DataSpec(_Location):
     timestamp_column: ColumnName
     lookback_days: int = Field(default=56, ge=2, le=3650)
     holdout_days: int = Field(default=7, ge=1, le=365)
@@ -369,22 +376,10 @@ class ScheduleSpec(_Frozen):
 
 
 
-class RowsSpec(_Frozen):
+class RowsSpec(_Location):
     """Where rows are read from: a file or a folder of CSV/Parquet files (`uri`), or a table or a query in a
     database (`conn_id` + `table` | `query`), with the same rules as `data` (retrain.spec.source_problems)."""
 
-    uri: str | None = Field(
-        default=None, min_length=1, description="A file or folder of CSV/Parquet files; relative paths join RETRAIN_DATA_ROOT."
-    )
-    conn_id: str | None = Field(
-        default=None, pattern=CONN_ID_PATTERN, description="Airflow connection of the database holding the rows."
-    )
-    table: str | None = Field(
-        default=None, min_length=1, max_length=127, description="A table or view, 'table' or 'schema.table'."
-    )
-    query: str | None = Field(
-        default=None, min_length=1, max_length=100_000, description="A SELECT bounded by :start and :end."
-    )
     format: Literal["auto", "csv", "parquet"] = "auto"
     timestamp_column: ColumnName = Field(default="", description="Empty: data.timestamp_column.")
 
