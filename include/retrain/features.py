@@ -343,14 +343,17 @@ def clean_stale_temporaries(parent: Path) -> list[Path]:
     return removed
 
 
-def read_partition(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def read_partition(
+    path: str | os.PathLike[str], train_columns: list[str] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The partition's training rows (only `train_columns` when given), holdout rows and manifest."""
     path = Path(path)
     manifest_path = path / MANIFEST_FILE
     if not manifest_path.exists():
         raise DataError(f"{path}: no complete feature partition here (missing {MANIFEST_FILE}); rerun build_features")
     manifest = json.loads(manifest_path.read_text())
     try:
-        train = pd.read_parquet(path / TRAIN_FILE)
+        train = pd.read_parquet(path / TRAIN_FILE, columns=train_columns)
         holdout = pd.read_parquet(path / HOLDOUT_FILE)
     except (OSError, ValueError) as error:
         raise DataError(f"{path}: cannot read feature partition: {error}") from None

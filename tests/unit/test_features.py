@@ -113,6 +113,10 @@ def test_partition_is_written_atomically_and_replaced_on_rerun(tmp_path):
     pd.testing.assert_frame_equal(loaded_train, train)
     pd.testing.assert_frame_equal(loaded_holdout, holdout)
     assert manifest["input_hash"] == first.input_hash and manifest["window"] == window.to_dict()
+    labels_only, same_holdout, _ = read_partition(target, train_columns=[SPEC.target])
+    assert list(labels_only.columns) == [SPEC.target]  # evaluate reads only the labels of the training rows
+    pd.testing.assert_series_equal(labels_only[SPEC.target], train[SPEC.target])
+    pd.testing.assert_frame_equal(same_holdout, holdout)
 
 
 def test_a_killed_writer_leaves_nothing_under_the_final_path(tmp_path, monkeypatch):

@@ -31,7 +31,8 @@ def run(ctx: StepContext) -> EvaluationResult:
     registry = ctx.registry
     trained = ctx.input(TrainingResult) or trained_from_registry(ctx)
     version = trained.model_version
-    train_df, holdout_df, manifest = read_partition(ctx.features_dir)
+    # Of the training rows only the labels (the baseline's class balance): 20x less to read at 20 columns.
+    train_df, holdout_df, manifest = read_partition(ctx.features_dir, train_columns=[spec.target])
     X_holdout, y_holdout = feature_matrix(holdout_df, spec)
     champion = registry.champion(spec.name)
     champion_version = None if champion is None else champion.version
