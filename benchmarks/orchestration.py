@@ -246,9 +246,10 @@ def main() -> None:
         for row in rows:
             print(row)
         notes = (
-            f"median of {REPEAT}; wall time of a fresh interpreter per case; physical limit = read+fit+score"
-            f" ({physical_parts['read_fit_score']} s in-process, {med(timings['physical: read + fit + score'])} s"
-            " with its interpreter) + the trivial DAG's dags test"
+            f"median of {REPEAT}; wall time of a fresh interpreter per case; physical limit = the wall time of"
+            f" read + fit + score in its own interpreter ({med(timings['physical: read + fit + score'])} s) + the"
+            " trivial DAG's dags test; the bare parts are timed inside their one script (read + fit + score"
+            f" {physical_parts['read_fit_score']} s there)"
         )
         print("wrote", save("orchestration", rows, notes=notes))
     finally:

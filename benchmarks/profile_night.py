@@ -7,12 +7,13 @@ training job `retrain/train.py`); the rest is Airflow's own work (parsing, the i
 XCom, start-up imports). "inclusive" counts a function once per sample it is anywhere on the stack,
 "self" only when it is the innermost frame; "calls out of the project" counts the first library frame under the
 innermost project frame (which library call of ours costs what). Writes results/profile_night.json and the collapsed stacks
-(flame graph input for `flamegraph.pl` or speedscope) beside it.
+(gzipped; flame graph input for `flamegraph.pl` or speedscope) beside it.
 """
 
 from __future__ import annotations
 
 import collections
+import gzip
 import json
 import os
 import re
@@ -39,6 +40,7 @@ TASK_OF_FILE = {
     "retrain/steps/promote.py": "promote",
 }
 OTHER = "airflow and start-up"
+TRAINING_JOB = "-m retrain.train"
 FRAME = re.compile(r"^(?P<function>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
 
@@ -50,6 +52,16 @@ def short(path: str) -> str:
     return path
 
 
+PROCESS = re.compile(r'process (\d+):"(.{0,80}).*?";')
+
+
+def keep_stacks(raw: Path, kept: Path) -> None:
+    """py-spy's collapsed stacks, gzipped, with each process named by the first 80 characters of its command
+    line (py-spy repeats the whole line on every stack; the training job's carries the spec as JSON)."""
+    text = PROCESS.sub(lambda m: f'process {m[1]}:"{m[2]}...";', raw.read_text())
+    kept.write_bytes(gzip.compress(text.encode(), mtime=0))
+
+
 def is_project(frame: str) -> bool:
     return "(retrain/" in frame or "(retrain_operators/" in frame
 
@@ -57,7 +69,7 @@ def is_project(frame: str) -> bool:
 def parse(collapsed: Path) -> dict[str, dict]:
     """{task: {"samples", "inclusive": Counter, "self": Counter}} from py-spy's raw (collapsed) output."""
     tasks: dict[str, dict] = {}
-    for line in collapsed.read_text().splitlines():
+    for line in gzip.decompress(collapsed.read_bytes()).decode().splitlines():
         stack, _, count = line.rpartition(" ")
         frames = []
         for raw in stack.split(";"):
@@ -66,7 +78,13 @@ def parse(collapsed: Path) -> dict[str, dict]:
                 frames.append(f"{match['function']} ({short(match['file'])})")
         if not frames:
             continue
-        task = next((t for f in frames for file, t in TASK_OF_FILE.items() if f.endswith(f"({file})")), OTHER)
+        # The training job's threads (joblib's, say) may hold no frame of train.py: its process names it.
+        in_training_job = any(p.startswith("process ") and TRAINING_JOB in p for p in stack.split(";")[:2])
+        task = (
+            "train"
+            if in_training_job
+            else next((t for f in frames for file, t in TASK_OF_FILE.items() if f.endswith(f"({file})")), OTHER)
+        )
         entry = tasks.setdefault(
             task, {"samples": 0, **{k: collections.Counter() for k in ("inclusive", "self", "out")}}
         )
@@ -117,16 +135,20 @@ def main() -> None:
         subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
         data_spec = write(ROWS, work / "data", name="benchdata")
         spec = bench_spec(data_spec, work, "profiled")
+        night_script = work / "night.py"  # a file, not `-c`: py-spy names the process by its command line
+        night_script.write_text(DAG)
         rows = []
         for night, day in (("first night", "2025-05-01"), ("second night", "2025-05-02")):
-            collapsed = RESULTS / f"profile_night_{night.split()[0]}{'_idle' if IDLE else ''}.collapsed.txt"
+            raw = work / "stacks.txt"
+            collapsed = RESULTS / f"profile_night_{night.split()[0]}{'_idle' if IDLE else ''}.collapsed.txt.gz"
             RESULTS.mkdir(exist_ok=True)
             command = [py_spy, "record", "--subprocesses", "--format", "raw", "--rate", str(RATE), "--nonblocking", *(["--idle"] if IDLE else []),
-                       "-o", str(collapsed), "--", sys.executable, "-c", DAG, str(spec), str(work / "out"), day]  # fmt: skip
+                       "-o", str(raw), "--", sys.executable, str(night_script), str(spec), str(work / "out"), day]  # fmt: skip
             out = subprocess.run(command, env=env, capture_output=True, text=True, cwd=REPO)
             if out.returncode != 0:
                 raise RuntimeError(f"{night} failed:\n{out.stderr[-4000:]}")
             # py-spy adds its own lines after the night's JSON
+            keep_stacks(raw, collapsed)
             measured = json.loads(next(line for line in reversed(out.stdout.splitlines()) if line.startswith("{")))
             for row in summary(parse(collapsed)):
                 rows.append({"night": night, "rows": ROWS, "task_seconds": measured.get(row["task"]), **row})

@@ -11,6 +11,8 @@ cd benchmarks
 ../.venv/bin/python parse_cost.py "$((repeat * 3))"
 ../.venv/bin/python scaling.py 100000,1000000,5000000 "$repeat"
 ../.venv/bin/python orchestration.py 1000000 "$repeat"
+# Where a night's time goes: py-spy over two nights at 1M rows (about 4 minutes; py-spy is in requirements-dev.txt).
+../.venv/bin/python profile_night.py 1000000
 # One night of 20 models through the scheduler on the PostgreSQL stack, at parallelism 1, 2 and the
 # stack's default (about 25 minutes on an idle 2-core machine; not repeated).
 ../.venv/bin/python fleet.py 20 200000 1,2,default
