@@ -13,6 +13,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +44,44 @@ GOV_UNKNOWN_APPROVER_MODEL = "e2e_gov_unknown_approver"
 GOV_DESCRIPTION = "Churn [click](https://evil.example) <img src=x onerror=alert(1)> **bold** | https://evil.example"
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
 TERMINAL = {"success", "failed"}
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+
+
+@contextmanager
+def signed_in_page(
+    stack: Stack,
+    path: str,
+    *,
+    then: str,
+    viewport: tuple[int, int] = (1400, 1000),
+    user: str | None = None,
+    password: str | None = None,
+    on_login_page: Callable | None = None,
+) -> Iterator:
+    """A Chromium page (Debian's) that opened `path` on the stack's API server, met Airflow's login there,
+    signed in (as the stack's admin unless `user` is given) and came back to a URL matching `then`.
+    `on_login_page(page)` runs while the login form shows. The browser closes on the way out."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+            page.goto(f"{stack.api}{path}")
+            if on_login_page is not None:
+                on_login_page(page)
+            page.get_by_label("Username").fill(user or stack.user)
+            page.get_by_label("Password").fill(stack.password if password is None else password)
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(then, timeout=60_000)
+            yield page
+        finally:
+            browser.close()
 
 
 @dataclass

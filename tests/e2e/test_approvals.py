@@ -10,7 +10,6 @@ order, and the API model's second night starts as soon as its first is rejected.
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -28,8 +27,9 @@ from tests.e2e.conftest import (
     GOV_MODEL,
     GOV_TIMEOUT_MODEL,
     GOV_UNKNOWN_APPROVER_MODEL,
+    signed_in_page,
 )
-from tests.e2e.test_stack import CHROMIUM_ARGS, trigger
+from tests.e2e.test_stack import trigger
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 DAG = f"retrain_{GOV_MODEL}"
@@ -130,48 +130,39 @@ def test_a_run_waits_for_approval_with_the_champion_unchanged_and_a_reject_skips
 
 
 def test_the_pending_approval_is_answered_in_the_browser_and_a_champion_moved_meanwhile_refuses_it(stack, runs):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     run_id = runs["browser"]
     request = wait_for_approval_request(stack, BROWSER_DAG, run_id)
     subject = request["subject"]
     assert subject == f"Promote {GOV_BROWSER_MODEL} version 1 to champion, its first champion?"
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        try:
-            page.goto(f"{stack.api}/required_actions?response_received=false")
-            page.get_by_label("Username").fill(stack.user)
-            page.get_by_label("Password").fill(stack.password)
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url("**/required_actions**", timeout=60_000)
-            row = page.get_by_role("row").filter(has_text=subject)
-            expect(row).to_be_visible(timeout=30_000)
-            expect(row.get_by_text("Approval Required")).to_be_visible()
-            page.screenshot(path=ARTIFACTS / "gov-1-required-actions.png", full_page=True)
+    with signed_in_page(
+        stack, "/required_actions?response_received=false", then="**/required_actions**", viewport=(1400, 1100)
+    ) as page:
+        row = page.get_by_role("row").filter(has_text=subject)
+        expect(row).to_be_visible(timeout=30_000)
+        expect(row.get_by_text("Approval Required")).to_be_visible()
+        page.screenshot(path=ARTIFACTS / "gov-1-required-actions.png", full_page=True)
 
-            row.get_by_role("link", name=subject).click()
-            page.wait_for_url(f"**/tasks/{APPROVAL}/required_actions**", timeout=30_000)
-            expect(page.get_by_role("heading", name="Decision and reasons")).to_be_visible(timeout=30_000)
-            # The spec's hostile description shows as text: no link, no image, no bold from it.
-            expect(page.get_by_text(GOV_DESCRIPTION.split(" | ")[0], exact=False)).to_be_visible()
-            assert page.locator("a[href*='evil.example']").count() == 0
-            assert page.locator("img[src='x']").count() == 0
-            assert page.locator("strong", has_text="bold").count() == 0
-            page.screenshot(path=ARTIFACTS / "gov-2-approval-request.png", full_page=True)
+        row.get_by_role("link", name=subject).click()
+        page.wait_for_url(f"**/tasks/{APPROVAL}/required_actions**", timeout=30_000)
+        expect(page.get_by_role("heading", name="Decision and reasons")).to_be_visible(timeout=30_000)
+        # The spec's hostile description shows as text: no link, no image, no bold from it.
+        expect(page.get_by_text(GOV_DESCRIPTION.split(" | ")[0], exact=False)).to_be_visible()
+        assert page.locator("a[href*='evil.example']").count() == 0
+        assert page.locator("img[src='x']").count() == 0
+        assert page.locator("strong", has_text="bold").count() == 0
+        page.screenshot(path=ARTIFACTS / "gov-2-approval-request.png", full_page=True)
 
-            # Meanwhile someone registers a model by hand in MLflow and makes it champion: the approval must not
-            # promote over it.
-            client = MlflowClient(stack.mlflow)
-            by_hand = client.create_model_version(GOV_BROWSER_MODEL, source="s3://example-bucket/by-hand/model")
-            client.set_registered_model_alias(GOV_BROWSER_MODEL, CHAMPION_ALIAS, by_hand.version)
-            page.get_by_role("group").filter(has_text="Comment").get_by_role("textbox").fill("Approved in the UI")
-            page.get_by_role("button", name="Approve").click()
-            expect(page.get_by_text(f"{APPROVAL} response successful")).to_be_visible(timeout=30_000)
-            page.screenshot(path=ARTIFACTS / "gov-3-answered.png", full_page=True)
-        finally:
-            browser.close()
+        # Meanwhile someone registers a model by hand in MLflow and makes it champion: the approval must not
+        # promote over it.
+        client = MlflowClient(stack.mlflow)
+        by_hand = client.create_model_version(GOV_BROWSER_MODEL, source="s3://example-bucket/by-hand/model")
+        client.set_registered_model_alias(GOV_BROWSER_MODEL, CHAMPION_ALIAS, by_hand.version)
+        page.get_by_role("group").filter(has_text="Comment").get_by_role("textbox").fill("Approved in the UI")
+        page.get_by_role("button", name="Approve").click()
+        expect(page.get_by_text(f"{APPROVAL} response successful")).to_be_visible(timeout=30_000)
+        page.screenshot(path=ARTIFACTS / "gov-3-answered.png", full_page=True)
 
     answered = stack.request("GET", hitl_path(BROWSER_DAG, run_id))
     assert answered["chosen_options"] == ["Approve"] and answered["responded_by_user"]["id"] == "admin"

@@ -5,21 +5,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 import subprocess
 
 import pytest
 from mlflow import MlflowClient
 
 from retrain.registry import CHAMPION_ALIAS
-from tests.e2e.conftest import ARTIFACTS, BROKEN_MODEL, E2E_MODEL, postgres_processes
+from tests.e2e.conftest import ARTIFACTS, BROKEN_MODEL, E2E_MODEL, postgres_processes, signed_in_page
 from tests.support import REPO, TASKS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
 
 
 def trigger(stack, dag_id: str, conf: dict) -> str:
@@ -90,66 +85,53 @@ def test_a_run_that_fails_validation_shows_why_in_the_task_log(stack):
 
 
 def test_browser_login_trigger_form_shows_every_param_and_the_run_succeeds(stack):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from retrain.spec import load_spec
     from retrain_operators.dag_factory import trigger_params
     from tests.support import REPO
 
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
     dag_id = f"retrain_{E2E_MODEL}"
     stack.wait_for_dags(dag_id)
     before = {r["dag_run_id"] for r in stack.request("GET", f"/api/v2/dags/{dag_id}/dagRuns")["dag_runs"]}
     params = trigger_params(load_spec(REPO / "include" / "models" / "churn.yaml"))
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        try:
-            page.goto(f"{stack.api}/dags/{dag_id}")
-            page.get_by_label("Username").fill(stack.user)
-            page.get_by_label("Password").fill(stack.password)
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url(f"**/dags/{dag_id}**", timeout=60_000)
-            page.screenshot(path=ARTIFACTS / "1-dag-page.png")
-            page.get_by_role("button", name="Trigger").first.click()
-            dialog = page.get_by_role("dialog")
-            expect(dialog).to_be_visible(timeout=30_000)
-            titles = [param.schema["title"] for param in params.values()]
-            if not dialog.get_by_text(titles[0], exact=True).first.is_visible():
-                dialog.get_by_role("button", name="Run Parameters").click()
-            (ARTIFACTS / "trigger-form.aria.yaml").write_text(dialog.aria_snapshot())
-            for param in params.values():
-                # Title and description shown together, in the field's own group.
-                field = (
-                    dialog.get_by_role("group")
-                    .filter(has_text=param.schema["title"])
-                    .filter(has_text=param.description)
-                )
-                expect(field.first).to_be_visible(timeout=15_000)
-            page.screenshot(path=ARTIFACTS / "2-trigger-form.png", full_page=True)
-            end_date = (
-                dialog.get_by_role("group").filter(has_text=params["end_date"].schema["title"]).get_by_role("textbox")
+    with signed_in_page(stack, f"/dags/{dag_id}", then=f"**/dags/{dag_id}**") as page:
+        page.screenshot(path=ARTIFACTS / "1-dag-page.png")
+        page.get_by_role("button", name="Trigger").first.click()
+        dialog = page.get_by_role("dialog")
+        expect(dialog).to_be_visible(timeout=30_000)
+        titles = [param.schema["title"] for param in params.values()]
+        if not dialog.get_by_text(titles[0], exact=True).first.is_visible():
+            dialog.get_by_role("button", name="Run Parameters").click()
+        (ARTIFACTS / "trigger-form.aria.yaml").write_text(dialog.aria_snapshot())
+        for param in params.values():
+            # Title and description shown together, in the field's own group.
+            field = (
+                dialog.get_by_role("group").filter(has_text=param.schema["title"]).filter(has_text=param.description)
             )
-            end_date.fill("2025-05-02")
-            dialog.get_by_role("button", name="Trigger").last.click()
-            expect(dialog).to_be_hidden(timeout=30_000)
-            new_runs: set[str] = set()
-            deadline = dt.datetime.now() + dt.timedelta(seconds=60)
-            while not new_runs and dt.datetime.now() < deadline:
-                runs = stack.request("GET", f"/api/v2/dags/{dag_id}/dagRuns")["dag_runs"]
-                new_runs = {r["dag_run_id"] for r in runs} - before
-                page.wait_for_timeout(1000)
-            assert len(new_runs) == 1, "submitting the form must create exactly one run"
-            (run_id,) = new_runs
-            run = stack.wait_for_run(dag_id, run_id)
-            assert run["state"] == "success", stack.task_states(dag_id, run_id)
-            assert set(stack.task_states(dag_id, run_id)) == set(TASKS)
-            # The form's end date reached the job: the version this run registered was trained on that window.
-            versions = MlflowClient(stack.mlflow).search_model_versions(f"name='{E2E_MODEL}'")
-            (trained,) = [v for v in versions if v.tags.get("airflow.run_id") == run_id]
-            assert trained.tags["retrain.window_end"] == "2025-05-02"
-            page.goto(f"{stack.api}/dags/{dag_id}/runs/{run_id}")
-            expect(page.get_by_text("success").first).to_be_visible(timeout=30_000)
-            page.screenshot(path=ARTIFACTS / "3-run-succeeded.png", full_page=True)
-        finally:
-            browser.close()
+            expect(field.first).to_be_visible(timeout=15_000)
+        page.screenshot(path=ARTIFACTS / "2-trigger-form.png", full_page=True)
+        end_date = (
+            dialog.get_by_role("group").filter(has_text=params["end_date"].schema["title"]).get_by_role("textbox")
+        )
+        end_date.fill("2025-05-02")
+        dialog.get_by_role("button", name="Trigger").last.click()
+        expect(dialog).to_be_hidden(timeout=30_000)
+        new_runs: set[str] = set()
+        deadline = dt.datetime.now() + dt.timedelta(seconds=60)
+        while not new_runs and dt.datetime.now() < deadline:
+            runs = stack.request("GET", f"/api/v2/dags/{dag_id}/dagRuns")["dag_runs"]
+            new_runs = {r["dag_run_id"] for r in runs} - before
+            page.wait_for_timeout(1000)
+        assert len(new_runs) == 1, "submitting the form must create exactly one run"
+        (run_id,) = new_runs
+        run = stack.wait_for_run(dag_id, run_id)
+        assert run["state"] == "success", stack.task_states(dag_id, run_id)
+        assert set(stack.task_states(dag_id, run_id)) == set(TASKS)
+        # The form's end date reached the job: the version this run registered was trained on that window.
+        versions = MlflowClient(stack.mlflow).search_model_versions(f"name='{E2E_MODEL}'")
+        (trained,) = [v for v in versions if v.tags.get("airflow.run_id") == run_id]
+        assert trained.tags["retrain.window_end"] == "2025-05-02"
+        page.goto(f"{stack.api}/dags/{dag_id}/runs/{run_id}")
+        expect(page.get_by_text("success").first).to_be_visible(timeout=30_000)
+        page.screenshot(path=ARTIFACTS / "3-run-succeeded.png", full_page=True)

@@ -5,7 +5,6 @@ whose two nights of E2E_MODEL it reuses (it runs whichever night is missing when
 from __future__ import annotations
 
 import json
-import shutil
 import urllib.error
 import urllib.request
 
@@ -14,8 +13,8 @@ from mlflow import MlflowClient
 
 from retrain.registry import CHAMPION_ALIAS
 from retrain.tags import Tag
-from tests.e2e.conftest import ARTIFACTS, E2E_MODEL, EXTRA_USERS, INVALID_SPEC, token_for
-from tests.e2e.test_stack import CHROMIUM_ARGS, trigger
+from tests.e2e.conftest import ARTIFACTS, E2E_MODEL, EXTRA_USERS, INVALID_SPEC, signed_in_page, token_for
+from tests.e2e.test_stack import trigger
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 NIGHTS = ("2025-05-01", "2025-05-02")
@@ -82,73 +81,62 @@ def test_after_two_nights_the_api_lists_the_model_with_its_champion_last_run_and
 
 
 def test_in_the_browser_the_page_report_and_trigger_form_open_from_the_models_entry(stack, two_nights):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     champion = two_nights.get_model_version_by_alias(E2E_MODEL, CHAMPION_ALIAS).version
     latest = max(two_nights.search_model_versions(f"name='{E2E_MODEL}'"), key=lambda v: int(v.version))
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
-                                             args=CHROMIUM_ARGS)  # fmt: skip
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        try:
-            page.goto(f"{stack.api}/retrain/")  # no session yet: Airflow's login, then back here
-            page.get_by_label("Username").fill(stack.user)
-            page.get_by_label("Password").fill(stack.password)
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url("**/retrain/", timeout=60_000)
-            row = page.get_by_role("row").filter(has=page.get_by_role("link", name=E2E_MODEL, exact=True))
-            expect(row).to_contain_text(f"v{champion}")
-            expect(row).to_contain_text(latest.tags[Tag.DECISION])
-            broken = page.get_by_role("row").filter(has=page.get_by_role("link", name=INVALID_SPEC, exact=True))
-            expect(broken).to_contain_text("invalid spec")
-            expect(broken).to_contain_text("field 'colour'")
-            page.screenshot(path=ARTIFACTS / "fleet-1-models.png", full_page=True)
+    with signed_in_page(stack, "/retrain/", then="**/retrain/", viewport=(1400, 900)) as page:
+        row = page.get_by_role("row").filter(has=page.get_by_role("link", name=E2E_MODEL, exact=True))
+        expect(row).to_contain_text(f"v{champion}")
+        expect(row).to_contain_text(latest.tags[Tag.DECISION])
+        broken = page.get_by_role("row").filter(has=page.get_by_role("link", name=INVALID_SPEC, exact=True))
+        expect(broken).to_contain_text("invalid spec")
+        expect(broken).to_contain_text("field 'colour'")
+        page.screenshot(path=ARTIFACTS / "fleet-1-models.png", full_page=True)
 
-            page.goto(f"{stack.api}/dags")  # the navigation entry, inside Airflow's UI
-            page.get_by_role("link", name="Models").click()
-            frame = page.frame_locator("iframe")
-            expect(frame.get_by_role("heading", name="Models")).to_be_visible(timeout=30_000)
-            expect(frame.get_by_role("link", name=E2E_MODEL, exact=True)).to_be_visible()
-            page.screenshot(path=ARTIFACTS / "fleet-2-in-airflow.png")
+        page.goto(f"{stack.api}/dags")  # the navigation entry, inside Airflow's UI
+        page.get_by_role("link", name="Models").click()
+        frame = page.frame_locator("iframe")
+        expect(frame.get_by_role("heading", name="Models")).to_be_visible(timeout=30_000)
+        expect(frame.get_by_role("link", name=E2E_MODEL, exact=True)).to_be_visible()
+        page.screenshot(path=ARTIFACTS / "fleet-2-in-airflow.png")
 
-            page.goto(f"{stack.api}/retrain/models/{E2E_MODEL}")
-            expect(page.get_by_role("heading", name="Metric history")).to_be_visible()
-            page.screenshot(path=ARTIFACTS / "fleet-3-model.png", full_page=True)
-            with page.expect_popup() as popup:
-                page.get_by_role("link", name="evaluation.html").first.click()
-            report = popup.value
-            report.wait_for_load_state()
-            expect(report.get_by_role("heading", level=1)).to_contain_text(E2E_MODEL)
-            assert report.evaluate("document.contentType") == "text/html"
-            report.screenshot(path=ARTIFACTS / "fleet-4-report.png", full_page=True)
-            report.close()
+        page.goto(f"{stack.api}/retrain/models/{E2E_MODEL}")
+        expect(page.get_by_role("heading", name="Metric history")).to_be_visible()
+        page.screenshot(path=ARTIFACTS / "fleet-3-model.png", full_page=True)
+        with page.expect_popup() as popup:
+            page.get_by_role("link", name="evaluation.html").first.click()
+        report = popup.value
+        report.wait_for_load_state()
+        expect(report.get_by_role("heading", level=1)).to_contain_text(E2E_MODEL)
+        assert report.evaluate("document.contentType") == "text/html"
+        report.screenshot(path=ARTIFACTS / "fleet-4-report.png", full_page=True)
+        report.close()
 
-            page.goto(f"{stack.api}/retrain/")
-            page.get_by_role("row").filter(has=page.get_by_role("link", name=E2E_MODEL, exact=True)).get_by_role(
-                "link", name="Trigger…"
-            ).click()
-            page.wait_for_url(f"**/dags/{DAG_ID}", timeout=30_000)
-            page.get_by_role("button", name="Trigger").first.click()
-            dialog = page.get_by_role("dialog")
-            expect(dialog).to_be_visible(timeout=30_000)
-            expect(dialog).to_contain_text(DAG_ID)
-            page.screenshot(path=ARTIFACTS / "fleet-5-trigger-form.png")
-            page.keyboard.press("Escape")
+        page.goto(f"{stack.api}/retrain/")
+        page.get_by_role("row").filter(has=page.get_by_role("link", name=E2E_MODEL, exact=True)).get_by_role(
+            "link", name="Trigger…"
+        ).click()
+        page.wait_for_url(f"**/dags/{DAG_ID}", timeout=30_000)
+        page.get_by_role("button", name="Trigger").first.click()
+        dialog = page.get_by_role("dialog")
+        expect(dialog).to_be_visible(timeout=30_000)
+        expect(dialog).to_contain_text(DAG_ID)
+        page.screenshot(path=ARTIFACTS / "fleet-5-trigger-form.png")
+        page.keyboard.press("Escape")
 
-            page.goto(f"{stack.api}/retrain/")
-            page.get_by_role("row").filter(has=page.get_by_role("link", name=E2E_MODEL, exact=True)).get_by_role(
-                "link", name="Roll back…"
-            ).click()
-            page.wait_for_url("**/dags/retrain_rollback", timeout=30_000)
-            page.get_by_role("button", name="Trigger").first.click()
-            expect(page.get_by_role("dialog")).to_contain_text("Model", timeout=30_000)
-            page.screenshot(path=ARTIFACTS / "fleet-6-rollback-form.png")
-        finally:
-            browser.close()
+        page.goto(f"{stack.api}/retrain/")
+        page.get_by_role("row").filter(has=page.get_by_role("link", name=E2E_MODEL, exact=True)).get_by_role(
+            "link", name="Roll back…"
+        ).click()
+        page.wait_for_url("**/dags/retrain_rollback", timeout=30_000)
+        page.get_by_role("button", name="Trigger").first.click()
+        expect(page.get_by_role("dialog")).to_contain_text("Model", timeout=30_000)
+        page.screenshot(path=ARTIFACTS / "fleet-6-rollback-form.png")
 
 
 def test_a_user_without_credentials_gets_401_or_the_login_page_and_one_without_access_sees_nothing(stack, two_nights):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     status, _, body = fetch(stack, "/retrain/api/models")
     assert (status, json.loads(body)) == (401, {"detail": "Not authenticated"})
@@ -166,24 +154,18 @@ def test_a_user_without_credentials_gets_401_or_the_login_page_and_one_without_a
     _, _, page = fetch(stack, "/retrain/", viewer, accept="text/html")
     assert b"Trigger\xe2\x80\xa6" not in page and b"Roll back" not in page  # a viewer may not create runs
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
-                                             args=CHROMIUM_ARGS)  # fmt: skip
-        page = browser.new_page(viewport={"width": 1200, "height": 700})
-        try:
-            page.goto(f"{stack.api}/retrain/models/{E2E_MODEL}")
-            expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=30_000)
-            page.screenshot(path=ARTIFACTS / "fleet-7-login.png")
-            page.get_by_label("Username").fill("outsider")
-            page.get_by_label("Password").fill(secret["outsider"])
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url("**/retrain/models/**", timeout=60_000)
-            expect(page.get_by_role("heading", name="Not found")).to_be_visible()
-            page.goto(f"{stack.api}/retrain/")
-            expect(page.get_by_text("No model you may see")).to_be_visible()
-            page.screenshot(path=ARTIFACTS / "fleet-8-outsider.png")
-        finally:
-            browser.close()
+    def login_page_shown(page) -> None:
+        expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=30_000)
+        page.screenshot(path=ARTIFACTS / "fleet-7-login.png")
+
+    with signed_in_page(
+        stack, f"/retrain/models/{E2E_MODEL}", then="**/retrain/models/**", viewport=(1200, 700),
+        user="outsider", password=secret["outsider"], on_login_page=login_page_shown,
+    ) as page:  # fmt: skip
+        expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+        page.goto(f"{stack.api}/retrain/")
+        expect(page.get_by_text("No model you may see")).to_be_visible()
+        page.screenshot(path=ARTIFACTS / "fleet-8-outsider.png")
 
 
 @pytest.mark.parametrize(
