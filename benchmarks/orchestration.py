@@ -117,7 +117,7 @@ def bench_spec(data_spec: Path, work: Path, name: str) -> Path:
 
 def trivial_task_seconds(database: Path) -> dict[str, float]:
     """The trivial DAG's last run: each task's seconds. The first task of a `dags test` also carries Airflow's
-    start-up of the in-process execution API (about 3.7 s here): in the retraining DAG, `validate_data` does."""
+    start-up of the in-process execution API (about 3 s here): in the retraining DAG, `validate_data` does."""
     import sqlite3
 
     with sqlite3.connect(database) as db:

@@ -2,12 +2,13 @@
 promotes, the second evaluates against that champion), the training subprocess included, and prints
 each task's top frames. Usage: python profile_night.py [ROWS, default 1,000,000] [RATE, default 50 Hz] [idle]
 
-Samples are attributed to a task by the step module on their stack (`retrain/steps/<step>.py`, the
-training job `retrain/train.py`); the rest is Airflow's own work (parsing, the in-process supervisor,
-XCom, start-up imports). "inclusive" counts a function once per sample it is anywhere on the stack,
-"self" only when it is the innermost frame; "calls out of the project" counts the first library frame under the
-innermost project frame (which library call of ours costs what). Writes results/profile_night.json and the collapsed stacks
-(gzipped; flame graph input for `flamegraph.pl` or speedscope) beside it.
+Samples are attributed to a task by the step module on their stack (`retrain/steps/<step>.py`) or, for
+the training job, by its process; the rest is Airflow's own work (parsing, the in-process supervisor,
+XCom, start-up imports). "inclusive" counts a function once per sample it is anywhere on the stack;
+"self" only when it is the innermost frame; "calls out of the project" counts the first library frame
+under the innermost frame of ours (which library call of ours costs what). Writes
+results/profile_night.json and the collapsed stacks beside it (gzipped; flame graph input for
+`flamegraph.pl` or speedscope).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def is_project(frame: str) -> bool:
 
 
 def parse(collapsed: Path) -> dict[str, dict]:
-    """{task: {"samples", "inclusive": Counter, "self": Counter}} from py-spy's raw (collapsed) output."""
+    """{task: {"samples", "inclusive", "self", "out": Counter of frames}} from py-spy's collapsed stacks."""
     tasks: dict[str, dict] = {}
     for line in gzip.decompress(collapsed.read_bytes()).decode().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -147,8 +148,8 @@ def main() -> None:
             out = subprocess.run(command, env=env, capture_output=True, text=True, cwd=REPO)
             if out.returncode != 0:
                 raise RuntimeError(f"{night} failed:\n{out.stderr[-4000:]}")
-            # py-spy adds its own lines after the night's JSON
             keep_stacks(raw, collapsed)
+            # py-spy adds its own lines after the night's JSON
             measured = json.loads(next(line for line in reversed(out.stdout.splitlines()) if line.startswith("{")))
             for row in summary(parse(collapsed)):
                 rows.append({"night": night, "rows": ROWS, "task_seconds": measured.get(row["task"]), **row})
