@@ -5,6 +5,8 @@ a new champion's replace them, a failed write changes nothing), and labels joine
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import pytest
@@ -32,6 +34,7 @@ BAD_DAY = dt.date(2025, 5, 30)
 # A name that only works quoted (upper case, a space): the output table is never pasted into SQL text.
 OUTPUT = "public.Churn predictions"
 ROWS = "table public.rows_to_score through connection warehouse"
+WRITERS, ATTEMPTS = 4, 5  # the first-write race
 LABELS_QUERY = "SELECT customer_id, event_time, churned FROM public.labels WHERE event_time >= :start AND event_time < :end"
 
 
@@ -206,6 +209,33 @@ def test_the_table_write_is_one_idempotent_transaction(warehouse, tables):
     elsewhere = OutputSpec(conn_id="warehouse", table="public.not_predictions")
     with pytest.raises(DataError, match=r"exists without column\(s\) \['prediction', 'probability'"):
         write_day(engine, elsewhere, frame("1", [1]), day)
+    engine.dispose()
+
+
+def test_first_writes_of_a_new_table_at_once_all_land(warehouse, tables):
+    """Writers that all find no table yet (a barrier starts them together): each creates it or waits for the one
+    that does, and every day lands. Without the writers' advisory lock, one CREATE TABLE fails."""
+    engine = prepare_engine(warehouse.engine())  # a pool of 5 connections: one per writer
+    days = [dt.date(2025, 7, d) for d in range(1, WRITERS + 1)]
+    for attempt in range(ATTEMPTS):  # the window is short: a few fresh tables
+        output = OutputSpec(conn_id="warehouse", table=f"public.race_{attempt}")
+        start = threading.Barrier(WRITERS)
+
+        def write(day: dt.date, output=output, start=start) -> int:
+            start.wait()
+            frame = pd.DataFrame({"customer_id": [day.day], "prediction": [1], "model_version": "1", "run_id": "r"})
+            return write_day(engine, output, frame, day).rows
+
+        try:
+            with ThreadPoolExecutor(WRITERS) as pool:
+                assert list(pool.map(write, days)) == [1] * WRITERS
+            with engine.connect() as connection:
+                written = connection.execute(sa.text(f'SELECT day FROM public."race_{attempt}" ORDER BY day'))
+                assert [row.day for row in written] == days
+        finally:
+            with engine.begin() as connection:
+                connection.execute(sa.text("SET TRANSACTION READ WRITE"))
+                connection.execute(sa.text(f'DROP TABLE IF EXISTS public."race_{attempt}"'))
     engine.dispose()
 
 

@@ -5,7 +5,9 @@ The table mirrors the day's Parquet partition: key columns, `prediction`, `proba
 partition's, so a rerun of a day leaves the same rows and a new champion's replace the old ones; a reader
 sees the old day or the new one, never both or half. On PostgreSQL the transaction is read-write even when
 the engine's sessions default to read-only (retrain.sources.sql.prepare_engine), and it takes a lock that
-only another writer of the table waits for, so two runs of one day cannot both insert.
+only another writer of the table waits for, so two runs of one day cannot both insert. Before anything else,
+writers of one table take turns on a transaction-scoped advisory lock named after it: two first writes would
+otherwise both find no table, both create it, and one would fail.
 
 The table is created when missing, its column types from the partition's. Its name is a quoted identifier
 (checked as 'table' or 'schema.table' when the spec is parsed, never pasted into SQL text); an existing
@@ -15,6 +17,7 @@ table without the needed columns is an error naming them.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -85,6 +88,10 @@ def write_day(engine: sa.Engine, output: OutputSpec, frame: pd.DataFrame, day: d
         with engine.begin() as connection:
             if engine.dialect.name == "postgresql":
                 connection.execute(sa.text("SET TRANSACTION READ WRITE"))
+                # Held to the commit: the next writer of this table sees it created and the day written.
+                connection.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _writers_key(table, connection)}
+                )
             table.create(connection, checkfirst=True)
             _require_columns(connection, table, needed, output)
             if engine.dialect.name == "postgresql":
@@ -95,6 +102,12 @@ def write_day(engine: sa.Engine, output: OutputSpec, frame: pd.DataFrame, day: d
             if len(frame):
                 connection.execute(sa.insert(table), _records(frame, day))
     return TableWritten(output.location, len(frame), int(replaced or 0))
+
+
+def _writers_key(table: sa.Table, connection: sa.Connection) -> int:
+    """The advisory lock key of the table's writers: 64 bits of SHA-256 of its quoted, qualified name."""
+    name = f"retrain.scoring.output:{_compiled_name(table, connection)}".encode()
+    return int.from_bytes(hashlib.sha256(name).digest()[:8], "big", signed=True)
 
 
 def _compiled_name(table: sa.Table, connection: sa.Connection) -> str:
