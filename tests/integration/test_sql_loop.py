@@ -272,3 +272,28 @@ def test_a_wrong_table_or_query_is_named_on_its_field(spec_path, warehouse, tabl
     assert expected in str(failed.value) and not failed.value.transient
     with tables.connect() as connection:  # the hostile name ran nothing
         assert connection.execute(sa.text("SELECT count(*) FROM public.labels")).scalar() > 0
+
+
+def test_a_new_champion_rescores_the_day_through_the_dag_and_its_rows_replace_the_old_in_the_table(
+    spec_path, registry, tables
+):
+    spec = load_spec(spec_path)
+    ensure_champion(spec_path, registry)
+    assert score(spec_path, DAY)[0] == dict.fromkeys(SCORE, "success")
+    old = registry.champion(spec.name).version
+    assert set(output_rows(tables, DAY)["model_version"]) == {old}
+
+    # Another night's version, promoted whatever the comparison says (the trigger form's force_promote).
+    states, _ = run_dag(spec_path, dt.date(2025, 5, 8), force_promote=True)
+    assert states == dict.fromkeys(TASKS, "success")
+    new = registry.champion(spec.name).version
+    assert new != old
+
+    states, dag_run = score(spec_path, DAY)
+    assert states == dict.fromkeys(SCORE, "success")
+    predicted = output_of(dag_run, "predict", PredictionResult)
+    assert (predicted.version, predicted.written, predicted.replaced_version, predicted.table_rows) == (new, True, old, 300)
+    in_table = output_rows(tables, DAY)
+    assert len(in_table) == 300 and set(in_table["model_version"]) == {new}, "the old champion's rows are gone"
+    parquet = read_predictions(spec.name, DAY).frame.sort_values("customer_id", ignore_index=True)
+    pd.testing.assert_frame_equal(in_table.drop(columns="day"), parquet, check_dtype=False)
