@@ -11,15 +11,15 @@ queries and fragments never reach a name (retrain.settings.redact_uri).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from retrain.contracts import EvaluationResult, FeaturesResult, StepOutput, TrainingResult
+from retrain.contracts import ChampionResult, EvaluationResult, FeaturesResult, StepOutput, TrainingResult
 from retrain.pipeline import Step
-from retrain.settings import features_dir, redact_uri, resolve_data_uri
-from retrain.spec import ModelSpec
+from retrain.settings import features_dir, predictions_dir, redact_uri, resolve_data_uri
+from retrain.spec import DataSpec, ModelSpec, RowsSpec
 from retrain.window import Window
 
 
@@ -56,16 +56,53 @@ def location(uri: str) -> tuple[str, str]:
     return "file", uri
 
 
-def source_dataset(spec: ModelSpec, database: str | None = None) -> DatasetRef:
-    """The spec's data source as a dataset: its files, or its table (or query, by digest) in the database
-    `database` (`<type>://<host>:<port>/<db>` from the Airflow connection; the connection id when unknown)."""
-    data = spec.data
-    if data.uri is not None:
-        return DatasetRef(*location(resolve_data_uri(data.uri)))
-    namespace = redact_uri(database) if database else f"airflow-connection://{data.conn_id}"
-    if data.table is not None:
-        return DatasetRef(namespace, data.table)
-    return DatasetRef(namespace, "query/" + hashlib.sha256((data.query or "").encode()).hexdigest()[:16])
+def source_dataset(where: DataSpec | RowsSpec, database: str | None = None) -> DatasetRef:
+    """A place rows are read from (the spec's `data`, `scoring.input` or `monitoring.labels`) as a dataset: its
+    files, or its table (or query, by digest) in the database `database` (`<type>://<host>:<port>/<db>` from the
+    Airflow connection; the connection id when unknown)."""
+    if where.uri is not None:
+        return DatasetRef(*location(resolve_data_uri(where.uri)))
+    if where.table is not None:
+        return DatasetRef(_database(where.conn_id, database), where.table)
+    return DatasetRef(
+        _database(where.conn_id, database), "query/" + hashlib.sha256((where.query or "").encode()).hexdigest()[:16]
+    )
+
+
+def _database(conn_id: str, namespace: str | None) -> str:
+    return redact_uri(namespace) if namespace else f"airflow-connection://{conn_id}"
+
+
+def spec_datasets(spec: ModelSpec, names: Iterable[str], databases: Mapping[str, str | None]) -> list[DatasetRef]:
+    """The datasets a step names in `Step.reads` or `Step.writes` (one the spec does not configure is left out);
+    `databases` maps a connection id to its database's namespace."""
+    scoring, monitoring = spec.scoring, spec.monitoring
+    sources = {
+        "data": spec.data,
+        "scoring.input": scoring.input if scoring else None,
+        "monitoring.labels": monitoring.labels if monitoring else None,
+    }
+    output = scoring.output if scoring else None
+    found = []
+    for name in names:
+        where = sources.get(name)
+        if where is not None:
+            found.append(source_dataset(where, databases.get(where.conn_id or "")))
+        elif name == "scoring.output" and output is not None:
+            found.append(DatasetRef(_database(output.conn_id, databases.get(output.conn_id)), output.table))
+        elif name == "predictions":
+            found.append(DatasetRef(*location(str(predictions_dir(spec.name)))))
+    return found
+
+
+def connection_ids(spec: ModelSpec) -> set[str]:
+    """Every Airflow connection the spec reads or writes through."""
+    places = [spec.data]
+    if spec.scoring is not None:
+        places += [spec.scoring.input, spec.scoring.output]
+    if spec.monitoring is not None:
+        places.append(spec.monitoring.labels)
+    return {place.conn_id for place in places if place is not None and place.conn_id}
 
 
 def step_lineage(
@@ -74,15 +111,21 @@ def step_lineage(
     window: Window,
     outputs: Mapping[type[StepOutput], StepOutput | None],
     tracking_uri: str | None,
-    database: str | None = None,
+    databases: Mapping[str, str | None] | None = None,
 ) -> StepLineage:
     """The lineage of one step from the outputs it read and produced (`outputs` maps an output type to the
-    value: the step's own result and its upstream inputs); `database` locates a SQL source (source_dataset)."""
+    value: the step's own result and its upstream inputs) and the datasets it names (`Step.reads`, `writes`);
+    `databases` maps a connection id to its database's namespace (source_dataset)."""
     partition = DatasetRef(*location(str(features_dir(spec.name, window))), fields=_schema(spec))
     trained = outputs.get(TrainingResult)
     evaluated = outputs.get(EvaluationResult)
     features = outputs.get(FeaturesResult)
-    version = getattr(trained, "model_version", None) or getattr(evaluated, "version", None)
+    champion = outputs.get(ChampionResult)
+    version = (
+        getattr(trained, "model_version", None)
+        or getattr(evaluated, "version", None)
+        or getattr(champion, "version", None)
+    )
     input_hash = getattr(trained, "input_hash", None) or getattr(features, "input_hash", None)
     model_version = None
     if version:
@@ -93,13 +136,13 @@ def step_lineage(
                 "model": spec.name,
                 "version": str(version),
                 "input_hash": input_hash,
-                "mlflow_run_id": getattr(trained, "run_id", None) or getattr(evaluated, "mlflow_run_id", None),
+                "mlflow_run_id": getattr(trained, "run_id", None)
+                or getattr(evaluated, "mlflow_run_id", None)
+                or getattr(champion, "mlflow_run_id", None),
             },
         )
-    inputs: list[DatasetRef] = []
-    produced: list[DatasetRef] = []
-    if step.reads_data:
-        inputs.append(source_dataset(spec, database))
+    inputs = spec_datasets(spec, step.reads, databases or {})
+    produced = spec_datasets(spec, step.writes, databases or {})
     if step.kind == "train" or FeaturesResult in step.needs:
         inputs.append(partition)
     if step.output is FeaturesResult:

@@ -47,6 +47,7 @@ TRAINING_POOL = "retrain_training"
 PROMOTION_POOL = "retrain_promotion"
 
 Output = TypeVar("Output", bound=StepOutput)
+Dataset = Literal["data", "scoring.input", "monitoring.labels", "scoring.output", "predictions"]
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,9 @@ class Step:
     being the domain function that prepares the request. pool: the Airflow pool the task runs in.
     emits: the Asset the task updates when it succeeds ("model": a promotion; "request": the monitor asks
     for retraining), with its output's `event_extra()` as the event's payload; a task that ends skipped
-    emits nothing. reads_data: the task reads the spec's data source itself (its lineage input).
+    emits nothing. reads, writes: the datasets the task reads and writes itself besides the outputs it passes
+    on (its lineage): the spec's `data`, `scoring.input`, `monitoring.labels` and `scoring.output`, and the
+    model's `predictions` partitions.
     """
 
     task_id: str
@@ -69,7 +72,8 @@ class Step:
     kind: Literal["step", "train", "approval"] = "step"
     pool: str | None = None
     emits: Literal["model", "request"] | None = None
-    reads_data: bool = False
+    reads: tuple[Dataset, ...] = ()
+    writes: tuple[Dataset, ...] = ()
 
     def function(self) -> Callable[[StepContext], StepOutput]:
         """The domain function that does this step's work."""
@@ -83,21 +87,21 @@ RETRAIN: tuple[Step, ...] = (
         "Great Expectations on the data window; a failed expectation stops the run with a report",
         ValidationResult,
         run="retrain.steps.validate:run",
-        reads_data=True,
+        reads=("data",),
     ),
     Step(
         "check_drift",
         "PSI and KS / chi-square against the champion's training data; `retrain: on_drift` skips a quiet night",
         DriftResult,
         run="retrain.steps.drift:run",
-        reads_data=True,
+        reads=("data",),
     ),
     Step(
         "build_features",
         "the window's training and holdout sets as a Parquet partition per end date, atomically",
         FeaturesResult,
         run="retrain.steps.features:run",
-        reads_data=True,
+        reads=("data",),
     ),
     Step(
         "train",
@@ -138,6 +142,7 @@ SCORE: tuple[Step, ...] = (
         "the day's rows to score through the feature part of the suite (no target) and the key rules",
         ValidationResult,
         run="retrain.steps.validate_rows:run",
+        reads=("scoring.input",),
     ),
     Step(
         "predict",
@@ -146,6 +151,8 @@ SCORE: tuple[Step, ...] = (
         PredictionResult,
         run="retrain.steps.predict:run",
         needs=(ChampionResult, ValidationResult),
+        reads=("scoring.input",),
+        writes=("predictions", "scoring.output"),
     ),
 )
 
@@ -156,6 +163,7 @@ MONITOR: tuple[Step, ...] = (
         "the labels that have arrived joined to the stored predictions; the live metric and coverage per day",
         LiveMetricsResult,
         run="retrain.steps.join_labels:run",
+        reads=("monitoring.labels", "predictions"),
     ),
     Step(
         "input_drift",
@@ -163,6 +171,7 @@ MONITOR: tuple[Step, ...] = (
         InputDriftResult,
         run="retrain.steps.input_drift:run",
         needs=(LiveMetricsResult,),
+        reads=("scoring.input",),
     ),
     Step(
         "report",
@@ -194,7 +203,6 @@ APPROVAL = Step(
     needs=(EvaluationResult,),
     kind="approval",
 )
-
 
 
 def has_approval(spec: ModelSpec) -> bool:

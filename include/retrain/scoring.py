@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 from retrain.data import WindowData
 from retrain.errors import DataError, RetrainError
 from retrain.features import content_hash, strings
-from retrain.settings import model_artifacts_dir, resolve_data_uri
+from retrain.settings import predictions_dir, resolve_data_uri
 from retrain.sources import DataSource, open_source
 from retrain.spec import DataSpec, ModelSpec, RowsSpec
 from retrain.window import Window
@@ -162,11 +162,6 @@ class Predictions:
     input_hash: str
     classes: tuple[Any, ...] = ()
     day: str = ""
-
-
-def predictions_dir(model: str) -> Path:
-    """Every day's predictions of a model: <artifacts>/<model>/predictions/."""
-    return model_artifacts_dir(model) / "predictions"
 
 
 def prediction_path(model: str, day: dt.date) -> Path:

@@ -113,6 +113,11 @@ def features_dir(model_name: str, window: Window) -> Path:
     return model_artifacts_dir(model_name) / "features" / window.partition
 
 
+def predictions_dir(model_name: str) -> Path:
+    """Every day's predictions of a model: <artifacts>/<model>/predictions/."""
+    return model_artifacts_dir(model_name) / "predictions"
+
+
 def report_dir(model_name: str, window: Window, run_id: str) -> Path:
     """One run's reports: <artifacts>/<model>/reports/end_date=<end>/<run id, as a safe folder name>/."""
     return model_artifacts_dir(model_name) / "reports" / window.partition / run_slug(run_id)

@@ -99,18 +99,19 @@ class ReportsLineage:
             self._lineage_outputs = {**self._lineage_outputs, self.step.output: self.step.output.from_xcom(result)}
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """Inputs (the data source, the feature partition, the model version read) and outputs (the partition
-        written, the model version registered), with the model version and the input hash as facets."""
+        """Inputs (the data source, the rows to score, the labels, the feature partition, the predictions, the model
+        version read) and outputs (the partition or predictions written, the output table, the model version
+        registered), with the model version and the input hash as facets."""
         if self._lineage_run is None:
             return None  # the task failed before it knew its run: nothing to report
-        from retrain.lineage import step_lineage
+        from retrain.lineage import connection_ids, step_lineage
         from retrain_operators.hooks import MlflowHook
 
         tracking_uri = MlflowHook().environment().get("MLFLOW_TRACKING_URI")
+        databases = {conn_id: database_namespace(conn_id) for conn_id in connection_ids(self.spec)}
         found = step_lineage(
-            self.spec, self.step, self._lineage_run.window, self._lineage_outputs, tracking_uri,
-            database=database_namespace(self.spec.data.conn_id),
-        )  # fmt: skip
+            self.spec, self.step, self._lineage_run.window, self._lineage_outputs, tracking_uri, databases
+        )
         return operator_lineage(found)
 
 

@@ -24,7 +24,7 @@ from retrain.history import champion_at
 from retrain.model_card import CARD_HTML, CARD_JSON
 from retrain.registry import CHAMPION_ALIAS, PREVIOUS_ALIAS
 from retrain.tags import Decision, Tag
-from tests.support import REPO, artifacts, run_dag, run_rollback, write_spec
+from tests.support import DEMO_SCORING, REPO, artifacts, run_dag, run_rollback, write_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("airflow_db", "mlflow_server")]
 
@@ -145,6 +145,24 @@ def test_champion_history_after_promote_forced_promote_and_rollback_and_the_card
     assert "forced_promotion" in page and v2.tags[Tag.INPUT_HASH] in page and INTENDED_USE in page
 
 
+def run_with_lineage(script: str, spec_path: Path, tmp_path: Path) -> tuple[dict, list[dict]]:
+    """Runs `script` (argv: the spec, the file to write its states to) in its own process with Airflow's
+    OpenLineage provider writing events to a file (its settings are read once per process); returns the
+    states the script wrote and the events."""
+    events_file, states_file = tmp_path / "openlineage.jsonl", tmp_path / "states.json"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(str(REPO / p) for p in ("include", "plugins", "dags", ".")),
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps({"type": "file", "log_file_path": str(events_file), "append": True}),
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": "retrain-tests",
+    }
+    done = subprocess.run([sys.executable, "-c", script, str(spec_path), str(states_file)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=400)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    return json.loads(states_file.read_text()), events
+
+
 LINEAGE_RUN = """
 import datetime as dt, json, sys
 from pathlib import Path
@@ -161,19 +179,8 @@ def test_a_declined_version_never_reaches_a_reviewer_and_its_card_and_lineage_ar
     once per process): the policy declines, so approve_promotion is skipped without asking anyone."""
     spec_path = write_spec(spec_dir, **QUICK, **{"promotion.approval": "always", "promotion.min_score": 0.99})
     name = spec_path.stem
-    events_file = tmp_path / "openlineage.jsonl"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(str(REPO / p) for p in ("include", "plugins", "dags", ".")),
-        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps({"type": "file", "log_file_path": str(events_file), "append": True}),
-        "AIRFLOW__OPENLINEAGE__NAMESPACE": "retrain-tests",
-    }
-    # Had it asked, dag.test() would wait for an answer until the timeout below.
-    states_file = tmp_path / "states.json"
-    done = subprocess.run([sys.executable, "-c", LINEAGE_RUN, str(spec_path), str(states_file)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=400)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    states = json.loads(states_file.read_text())
+    # Had it asked, dag.test() would wait for an answer until run_with_lineage's timeout.
+    states, events = run_with_lineage(LINEAGE_RUN, spec_path, tmp_path)
     assert states["evaluate"] == "success"
     assert states["approve_promotion"] == "skipped" and states["promote"] == "skipped"
 
@@ -188,7 +195,6 @@ def test_a_declined_version_never_reaches_a_reviewer_and_its_card_and_lineage_ar
     assert card["promotion"]["status"] == "not_promoted"
     assert any("floor min_score 0.99" in reason for reason in card["decision"]["reasons"])
 
-    events = [json.loads(line) for line in events_file.read_text().splitlines()]
     train = [e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"] == f"retrain_{name}.train"]
     assert len(train) == 1, [(e["eventType"], e["job"]["name"]) for e in events]
     (complete,) = train
@@ -206,6 +212,38 @@ def test_a_declined_version_never_reaches_a_reviewer_and_its_card_and_lineage_ar
     features = next(e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"].endswith(".build_features"))
     assert [d["name"] for d in features["outputs"]] == [partition]
     assert features["inputs"][0]["name"] == str(REPO / "include" / "data" / "demo")
+
+
+LOOP_LINEAGE_RUN = """
+import datetime as dt, json, sys
+from pathlib import Path
+from tests.support import run_dag
+night, _ = run_dag(Path(sys.argv[1]), dt.date(2025, 5, 1))
+day, _ = run_dag(Path(sys.argv[1]), dt.date(2025, 5, 29), pipeline="score", date="2025-05-29")
+Path(sys.argv[2]).write_text(json.dumps({"retrain": night, "score": day}))
+"""
+
+
+def test_the_scoring_tasks_report_the_rows_the_champion_and_the_predictions_as_lineage(spec_dir, tmp_path, registry):
+    """A night promotes v1, then score_<name> scores a day, in one process with the provider writing to a file."""
+    spec_path = write_spec(spec_dir, loop=True, **QUICK)
+    name = spec_path.stem
+    states, events = run_with_lineage(LOOP_LINEAGE_RUN, spec_path, tmp_path)
+    assert states["retrain"]["promote"] == "success" and set(states["score"].values()) == {"success"}
+    assert registry.champion(name).version == "1"
+
+    def completed(task: str) -> dict:
+        (event,) = [e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"] == f"score_{name}.{task}"]
+        return event
+
+    rows = ("file", str(DEMO_SCORING))
+    assert [(d["namespace"], d["name"]) for d in completed("validate_rows")["inputs"]] == [rows]
+    predict = completed("predict")
+    assert [(d["namespace"], d["name"]) for d in predict["inputs"]] == [
+        rows, (os.environ["MLFLOW_TRACKING_URI"], f"{name}/1")
+    ]  # fmt: skip
+    assert [(d["namespace"], d["name"]) for d in predict["outputs"]] == [("file", str(artifacts(name) / "predictions"))]
+    assert predict["run"]["facets"]["retrain"]["model_version"] == "1"
 
 
 def test_rollback_never_restores_a_version_a_reviewer_declined_or_has_not_answered(registry, mlflow_client):

@@ -12,10 +12,10 @@ import subprocess
 import pytest
 
 from retrain import pipeline
-from retrain.contracts import EvaluationResult, FeaturesResult, TrainingResult
-from retrain.lineage import location, step_lineage
-from retrain.settings import mlflow_ui_url, redact_uri
-from retrain.spec import load_spec
+from retrain.contracts import ChampionResult, EvaluationResult, FeaturesResult, TrainingResult
+from retrain.lineage import connection_ids, location, step_lineage
+from retrain.settings import mlflow_ui_url, predictions_dir, redact_uri
+from retrain.spec import OutputSpec, load_spec
 from retrain.train import code_version, git_head
 from retrain.window import Window
 from tests.support import DEMO_SPEC, REPO
@@ -153,10 +153,40 @@ def test_a_sql_source_is_its_table_or_query_in_the_database_of_its_connection():
 
     table = SPEC.model_copy(update={"data": SPEC.data.model_copy(update={"uri": None, "conn_id": "warehouse",
                                                                          "table": "analytics.events"})})  # fmt: skip
-    found = source_dataset(table, "postgres://db.example:5432/analytics")
+    found = source_dataset(table.data, "postgres://db.example:5432/analytics")
     assert (found.namespace, found.name) == ("postgres://db.example:5432/analytics", "analytics.events")
-    assert source_dataset(table).namespace == "airflow-connection://warehouse"
+    assert source_dataset(table.data).namespace == "airflow-connection://warehouse"
     query = table.model_copy(update={"data": table.data.model_copy(update={"table": None, "query": "SELECT 1"})})
-    assert source_dataset(query).name.startswith("query/") and "SELECT" not in source_dataset(query).name
+    assert source_dataset(query.data).name.startswith("query/") and "SELECT" not in source_dataset(query.data).name
     assert source_location(table) == "table analytics.events through connection warehouse"
     assert source_location(SPEC) == str(REPO / "include" / "data" / "demo")
+
+
+def test_the_loop_steps_name_the_rows_labels_predictions_and_output_table_they_read_and_write():
+    scoring = SPEC.scoring.model_copy(update={
+        "input": SPEC.scoring.input.model_copy(update={"uri": None, "conn_id": "warehouse", "table": "ml.rows"}),
+        "output": OutputSpec(conn_id="writer", table="ml.churn_predictions"),
+    })  # fmt: skip
+    spec = SPEC.model_copy(update={"scoring": scoring})
+    databases = {"warehouse": "postgres://db.example:5432/ml", "writer": "postgres://ops:$PW@db.example:5432/ml"}
+    steps = {step.task_id: step for name in ("score", "monitor") for step in pipeline.steps(spec, name)}
+    champion = ChampionResult("churn", "7", "run9", "champion")
+    predictions = ("file", str(predictions_dir("churn")))
+
+    def found(task, outputs=None):
+        lineage = step_lineage(spec, steps[task], WINDOW, outputs or {}, URI, databases)
+        return [(ref.namespace, ref.name) for ref in lineage.inputs], [(ref.namespace, ref.name) for ref in lineage.outputs]
+
+    rows = ("postgres://db.example:5432/ml", "ml.rows")
+    assert found("validate_rows") == ([rows], [])
+    inputs, outputs = found("predict", {ChampionResult: champion})
+    assert inputs == [rows, ("http://mlflow.example:5000/", "churn/7")]
+    assert outputs == [predictions, ("postgres://db.example:5432/ml", "ml.churn_predictions")]  # no credentials
+    labels = location(str(REPO / "include" / "data" / "demo_labels"))
+    assert found("join_labels") == ([labels, predictions], [])
+    assert found("input_drift") == ([rows], [])
+    assert found("report") == ([], []) and found("request_retraining") == ([], [])
+    # Without scoring.output, predict writes the partition only.
+    plain = SPEC.model_copy(update={"scoring": SPEC.scoring.model_copy(update={"output": None})})
+    assert [ref.name for ref in step_lineage(plain, steps["predict"], WINDOW, {}, URI).outputs] == [predictions[1]]
+    assert connection_ids(spec) == {"warehouse", "writer"} and connection_ids(SPEC) == set()
