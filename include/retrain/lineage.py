@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from retrain.contracts import ChampionResult, EvaluationResult, FeaturesResult, StepOutput, TrainingResult
 from retrain.pipeline import Step
 from retrain.settings import features_dir, predictions_dir, redact_uri, resolve_data_uri
-from retrain.spec import DataSpec, ModelSpec, RowsSpec
+from retrain.spec import DataSpec, ModelSpec, OutputSpec, RowsSpec
 from retrain.window import Window
 
 
@@ -73,36 +73,38 @@ def _database(conn_id: str, namespace: str | None) -> str:
     return redact_uri(namespace) if namespace else f"airflow-connection://{conn_id}"
 
 
-def spec_datasets(spec: ModelSpec, names: Iterable[str], databases: Mapping[str, str | None]) -> list[DatasetRef]:
-    """The datasets a step names in `Step.reads` or `Step.writes` (one the spec does not configure is left out);
-    `databases` maps a connection id to its database's namespace."""
+def _places(spec: ModelSpec) -> dict[str, DataSpec | RowsSpec | OutputSpec | None]:
+    """The spec's places by the names `Step.reads` and `Step.writes` use (None: not configured)."""
     scoring, monitoring = spec.scoring, spec.monitoring
-    sources = {
+    return {
         "data": spec.data,
         "scoring.input": scoring.input if scoring else None,
         "monitoring.labels": monitoring.labels if monitoring else None,
+        "scoring.output": scoring.output if scoring else None,
     }
-    output = scoring.output if scoring else None
+
+
+def spec_datasets(spec: ModelSpec, names: Iterable[str], databases: Mapping[str, str | None]) -> list[DatasetRef]:
+    """The datasets a step names in `Step.reads` or `Step.writes` (one the spec does not configure is left out);
+    `databases` maps a connection id to its database's namespace."""
+    places = _places(spec)
     found = []
     for name in names:
-        where = sources.get(name)
-        if where is not None:
-            found.append(source_dataset(where, databases.get(where.conn_id or "")))
-        elif name == "scoring.output" and output is not None:
-            found.append(DatasetRef(_database(output.conn_id, databases.get(output.conn_id)), output.table))
-        elif name == "predictions":
+        where = places.get(name)
+        if name == "predictions":
             found.append(DatasetRef(*location(str(predictions_dir(spec.name)))))
+        elif isinstance(where, OutputSpec):
+            found.append(DatasetRef(_database(where.conn_id, databases.get(where.conn_id)), where.table))
+        elif where is not None:
+            found.append(source_dataset(where, databases.get(where.conn_id or "")))
     return found
 
 
-def connection_ids(spec: ModelSpec) -> set[str]:
-    """Every Airflow connection the spec reads or writes through."""
-    places = [spec.data]
-    if spec.scoring is not None:
-        places += [spec.scoring.input, spec.scoring.output]
-    if spec.monitoring is not None:
-        places.append(spec.monitoring.labels)
-    return {place.conn_id for place in places if place is not None and place.conn_id}
+def connection_ids(spec: ModelSpec, names: Iterable[str] | None = None) -> set[str]:
+    """The Airflow connections of the spec's places named (default: all of them)."""
+    places = _places(spec)
+    chosen = [places.get(name) for name in names] if names is not None else list(places.values())
+    return {place.conn_id for place in chosen if place is not None and place.conn_id}
 
 
 def step_lineage(

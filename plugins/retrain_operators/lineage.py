@@ -108,7 +108,9 @@ class ReportsLineage:
         from retrain_operators.hooks import MlflowHook
 
         tracking_uri = MlflowHook().environment().get("MLFLOW_TRACKING_URI")
-        databases = {conn_id: database_namespace(conn_id) for conn_id in connection_ids(self.spec)}
+        # Only the connections of the datasets this step names: each lookup may be a round trip.
+        names = [*self.step.reads, *self.step.writes]
+        databases = {conn_id: database_namespace(conn_id) for conn_id in connection_ids(self.spec, names)}
         found = step_lineage(
             self.spec, self.step, self._lineage_run.window, self._lineage_outputs, tracking_uri, databases
         )

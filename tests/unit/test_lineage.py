@@ -190,3 +190,6 @@ def test_the_loop_steps_name_the_rows_labels_predictions_and_output_table_they_r
     plain = SPEC.model_copy(update={"scoring": SPEC.scoring.model_copy(update={"output": None})})
     assert [ref.name for ref in step_lineage(plain, steps["predict"], WINDOW, {}, URI).outputs] == [predictions[1]]
     assert connection_ids(spec) == {"warehouse", "writer"} and connection_ids(SPEC) == set()
+    assert connection_ids(spec, steps["validate_rows"].reads) == {"warehouse"}
+    assert connection_ids(spec, [*steps["predict"].reads, *steps["predict"].writes]) == {"warehouse", "writer"}
+    assert connection_ids(spec, steps["report"].reads) == set()
