@@ -129,7 +129,8 @@ def trivial_task_seconds(database: Path) -> dict[str, float]:
 
 
 def last_json(stdout: str) -> dict:
-    return json.loads(stdout.strip().splitlines()[-1])
+    """The last line of `stdout` that is a JSON object (a wrapper such as py-spy may print lines after it)."""
+    return json.loads(next(line for line in reversed(stdout.splitlines()) if line.startswith("{")))
 
 
 def register_versions(uri: str, name: str, count: int) -> None:

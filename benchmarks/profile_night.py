@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import collections
 import gzip
-import json
 import os
 import re
 import subprocess
@@ -24,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 from common import REPO, RESULTS, python_env, save
-from orchestration import DAG, bench_spec
+from orchestration import DAG, bench_spec, last_json
 from wide_data import write
 
 ROWS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
@@ -149,8 +148,7 @@ def main() -> None:
             if out.returncode != 0:
                 raise RuntimeError(f"{night} failed:\n{out.stderr[-4000:]}")
             keep_stacks(raw, collapsed)
-            # py-spy adds its own lines after the night's JSON
-            measured = json.loads(next(line for line in reversed(out.stdout.splitlines()) if line.startswith("{")))
+            measured = last_json(out.stdout)
             for row in summary(parse(collapsed)):
                 rows.append({"night": night, "rows": ROWS, "task_seconds": measured.get(row["task"]), **row})
         for row in rows:
